@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vuser: virtio-user networking.
+ *
+ * A port (struct vuser_port) is the driver side of a virtio-net device whose
+ * device is a vhost backend: a vhost-user server at the other end of a Unix
+ * socket. Its rings and packet buffers live in one memfd-backed arena shared
+ * with the backend, so transmitting a buffer copies nothing.
+ *
+ * Conventions
+ * - Every function that can fail returns a negative errno (or NULL for the
+ *   few that return pointers) and never sets errno. The reason for the last
+ *   failure in the calling thread, in words, is vuser_last_error().
+ * - The library owns no thread. Control calls (open, close, process,
+ *   set_queue_pairs, stats) are made from one thread at a time. Each queue's
+ *   rx and tx bursts are made from one thread at a time (one thread may own
+ *   several queues); different queues may run on different threads.
+ * - Buffer alloc and free are safe from any thread.
+ */
+#ifndef VUSER_VUSER_H
+#define VUSER_VUSER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Most queue pairs one port can have. */
+#define VUSER_MAX_QUEUE_PAIRS 32
+/* Bytes before a buffer's data on allocation; the virtio-net header uses 12. */
+#define VUSER_BUF_HEADROOM 128
+/* Bytes of data one buffer segment holds. Larger frames are chains. */
+#define VUSER_BUF_DATAROOM 2048
+/* Longest path a Unix socket address holds, with its NUL. */
+#define VUSER_PATH_MAX 108
+#define VUSER_IFNAME_MAX 16
+
+/* ---------------------------------------------------------------- errors */
+
+/*
+ * The message that explains the last failure reported by a vuser call in this
+ * thread ("" when none). The string belongs to the library and stays valid
+ * until the next vuser call in this thread.
+ */
+const char *vuser_last_error(void);
+
+enum vuser_log_level { VUSER_LOG_ERR = 0, VUSER_LOG_WARN, VUSER_LOG_INFO, VUSER_LOG_DEBUG };
+
+/*
+ * Where the library's messages go. By default errors and warnings are written
+ * to stderr as "vuser: <message>". fn == NULL silences the library; messages
+ * above max_level are not formatted at all. Not thread-safe against concurrent
+ * logging: set it once at start-up.
+ */
+typedef void (*vuser_log_fn)(enum vuser_log_level level, const char *msg, void *arg);
+void vuser_set_log(vuser_log_fn fn, void *arg, enum vuser_log_level max_level);
+
+/* --------------------------------------------------------- configuration */
+
+/*
+ * A port's configuration. The devargs string keys are DPDK virtio_user's:
+ *   path=<socket>   the vhost-user socket (mandatory)
+ *   mac=<xx:xx:xx:xx:xx:xx>  unicast MAC (default: a random local one)
+ *   cq=<0|1>        control queue; on by default when queues > 1
+ *   queue_size=<n>  descriptors per ring: power of two, 1..32768 (256)
+ *   queues=<n>      queue pairs, 1..VUSER_MAX_QUEUE_PAIRS (1)
+ *   iface=<name>    tap name for vhost-kernel (not supported yet)
+ *   server=<0|1>    listen on path instead of connecting (not supported yet)
+ *   mrg_rxbuf=<0|1> mergeable receive buffers (1)
+ *   in_order=<0|1>  in-order use of descriptors (1)
+ *   packed_vq=<0|1> packed rings (0; 1 is not supported yet)
+ * Strings are copied into the struct: it owns no memory.
+ */
+struct vuser_port_config {
+	char path[VUSER_PATH_MAX];
+	char iface[VUSER_IFNAME_MAX];
+	uint8_t mac[6];
+	bool mac_set;      /* false: a random locally administered MAC */
+	bool cq;
+	bool cq_set;       /* cq was given explicitly */
+	bool server;
+	bool mrg_rxbuf;
+	bool in_order;
+	bool packed_vq;
+	unsigned queues;
+	unsigned queue_size;
+};
+
+/* Fill *cfg with the defaults (no path). */
+void vuser_port_config_init(struct vuser_port_config *cfg);
+
+/*
+ * Parse a devargs string ("path=/x.sock,queues=2") into *cfg, starting from
+ * the defaults. Returns 0, or -EINVAL / -ENAMETOOLONG / -ERANGE / -ENOTSUP
+ * with vuser_last_error() naming the key and the value.
+ */
+int vuser_port_config_parse(const char *devargs, struct vuser_port_config *cfg);
+
+/* Check a configuration's values and their combinations (as above). */
+int vuser_port_config_check(const struct vuser_port_config *cfg);
+
+/* ------------------------------------------------------------------ port */
+
+struct vuser_port;
+
+/*
+ * Open a port: parse devargs, connect to the backend, negotiate, map the
+ * arena, fill the rx rings and enable every queue pair. On success *out owns
+ * the port until vuser_port_close(). Returns 0 or a negative errno:
+ * -EINVAL/-ERANGE/-ENOTSUP bad configuration, -ENOENT/-ECONNREFUSED no
+ * backend, -EPROTO a backend that broke the protocol, -ETIMEDOUT a backend
+ * that did not answer within 5 s, -ENOMEM.
+ */
+int vuser_port_open(const char *devargs, struct vuser_port **out);
+int vuser_port_open_config(const struct vuser_port_config *cfg, struct vuser_port **out);
+
+/*
+ * Stop the rings (disable, GET_VRING_BASE each), close the session and free
+ * everything, buffers included: any struct vuser_buf of this port still held
+ * by the program is invalid afterwards. No burst may be running. p may be NULL.
+ */
+void vuser_port_close(struct vuser_port *p);
+
+/* 1 link up, 0 down (backend gone). Checks the socket without blocking. */
+int vuser_port_link(struct vuser_port *p);
+
+/*
+ * A file descriptor that becomes readable when control work waits (today:
+ * the backend closed the session). Owned by the port; do not close it.
+ */
+int vuser_port_fd(struct vuser_port *p);
+
+/*
+ * Do the waiting control work without blocking. Returns 1 if the link state
+ * changed, 0 if not, or a negative errno.
+ */
+int vuser_port_process(struct vuser_port *p);
+
+/*
+ * The emulated control queue's VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET: use the first
+ * n queue pairs (1..queues); the others are disabled at the backend. Needs cq.
+ * Returns 0 or a negative errno.
+ */
+int vuser_port_set_queue_pairs(struct vuser_port *p, unsigned n);
+
+struct vuser_port_info {
+	uint64_t backend_features;   /* what the backend offered */
+	uint64_t features;           /* what was negotiated */
+	uint64_t protocol_features;  /* negotiated vhost-user protocol features */
+	unsigned queues;             /* queue pairs configured */
+	unsigned active_queues;      /* queue pairs enabled now */
+	unsigned queue_size;
+	unsigned nb_bufs;            /* buffers in the port's pool */
+	unsigned free_bufs;          /* of which free now (approximate) */
+	size_t arena_size;           /* bytes of the shared arena */
+	uint8_t mac[6];
+};
+int vuser_port_info(struct vuser_port *p, struct vuser_port_info *info);
+
+struct vuser_queue_stats {
+	uint64_t packets;
+	uint64_t bytes;
+	uint64_t drops;    /* rx: frames dropped as malformed; tx: not sent */
+	uint64_t errors;   /* device misbehaviour seen on this ring */
+};
+
+struct vuser_port_stats {
+	unsigned nb_queues;
+	struct vuser_queue_stats rx[VUSER_MAX_QUEUE_PAIRS];
+	struct vuser_queue_stats tx[VUSER_MAX_QUEUE_PAIRS];
+};
+/* A snapshot of the per-queue counters (read while bursts run is fine). */
+int vuser_port_stats(struct vuser_port *p, struct vuser_port_stats *st);
+
+/* --------------------------------------------------------------- buffers */
+
+/*
+ * A packet buffer. The metadata lives in private memory; the data in the
+ * port's shared arena. A frame larger than one segment is a chain linked by
+ * `next`; the first segment holds pkt_len and nb_segs.
+ * The program may read every field and write data_off, data_len, pkt_len,
+ * nb_segs and next; the rest belongs to the library.
+ */
+struct vuser_buf {
+	uint8_t *base;          /* start of the segment's room (headroom first) */
+	uint16_t data_off;      /* data starts at base + data_off */
+	uint16_t nb_segs;
+	uint32_t data_len;      /* bytes of data in this segment */
+	uint32_t pkt_len;       /* bytes of the whole frame (first segment) */
+	uint32_t room;          /* bytes from base to the end of the segment */
+	struct vuser_buf *next;
+	struct vuser_pool *pool;
+	uint64_t iova;          /* address of base as the backend knows it */
+};
+
+static inline uint8_t *vuser_buf_data(const struct vuser_buf *b)
+{
+	return b->base + b->data_off;
+}
+
+static inline uint32_t vuser_buf_tailroom(const struct vuser_buf *b)
+{
+	return b->room - b->data_off - b->data_len;
+}
+
+/*
+ * Take n buffers from the port's pool, each with data_off = headroom,
+ * data_len = pkt_len = 0, nb_segs = 1. All or none: returns 0, or -ENOBUFS
+ * and takes none. The program owns them until it frees or transmits them.
+ */
+int vuser_buf_alloc_bulk(struct vuser_port *p, struct vuser_buf **b, unsigned n);
+struct vuser_buf *vuser_buf_alloc(struct vuser_port *p);
+
+/* Return a whole chain to its pool. b may be NULL. */
+void vuser_buf_free(struct vuser_buf *b);
+void vuser_buf_free_bulk(struct vuser_buf **b, unsigned n);
+
+/*
+ * Append len bytes of room at the end of a frame, adding segments from the
+ * pool when the last one is full. Returns a pointer to the room when it is
+ * contiguous in the last segment, or NULL; use vuser_buf_write() for frames
+ * that span segments.
+ */
+uint8_t *vuser_buf_append(struct vuser_buf *b, uint32_t len);
+
+/*
+ * Set a frame's length to len bytes copied from src, chaining segments as
+ * needed. The frame must be a single fresh segment. Returns 0 or -ENOBUFS
+ * (the frame is then left as one empty segment).
+ */
+int vuser_buf_write(struct vuser_buf *b, const void *src, uint32_t len);
+
+/* Copy up to len bytes of a frame, from offset off, into dst. Returns bytes copied. */
+uint32_t vuser_buf_read(const struct vuser_buf *b, uint32_t off, void *dst, uint32_t len);
+
+/* -------------------------------------------------------------- datapath */
+
+/*
+ * Receive up to n frames from queue pair q into b[]. Returns how many (0 when
+ * none, or when the link is down), or -EINVAL for a bad q. The program owns the
+ * returned buffers. No syscall, lock or allocation on this path.
+ */
+int vuser_rx_burst(struct vuser_port *p, unsigned q, struct vuser_buf **b, unsigned n);
+
+/*
+ * Send up to n frames on queue pair q. Returns how many were queued; the port
+ * owns those and frees them once the backend is done. b[count..n-1] are still
+ * the program's (the ring is full, or the link is down). Frames must be the
+ * port's own buffers with data_off >= 12, each segment <= VUSER_BUF_DATAROOM.
+ */
+int vuser_tx_burst(struct vuser_port *p, unsigned q, struct vuser_buf **b, unsigned n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

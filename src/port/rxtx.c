@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The port's datapath: one call per burst, no syscall unless the backend asks
+ * for a kick, no lock, no allocation. Frames travel with their virtio-net
+ * header in the buffer's headroom, so a single-segment frame is a single
+ * descriptor.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "base/compat.h"
+#include "base/log.h"
+#include "port/port.h"
+#include "vuser/uapi/virtio_net.h"
+
+#define VPORT_BURST 64
+
+static inline bool queue_live(const struct vuser_port *p, const struct vport_queue *q)
+{
+	return __atomic_load_n(&p->link_up, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&q->enabled, __ATOMIC_ACQUIRE);
+}
+
+static inline void stat_add(uint64_t *c, uint64_t v)
+{
+	/* Single writer per queue; the relaxed store lets stats readers run concurrently. */
+	__atomic_store_n(c, *c + v, __ATOMIC_RELAXED);
+}
+
+static void rx_refill(struct vuser_port *p, struct vport_queue *q)
+{
+	struct vuser_buf *b[VPORT_BURST];
+	bool posted = false;
+
+	for (;;) {
+		unsigned n = vsplit_free_descs(&q->vq);
+
+		if (n > VPORT_BURST)
+			n = VPORT_BURST;
+		/* Refill in batches: a descriptor or two at a time costs a barrier each. */
+		if (n < 16 && !(n && !q->vq.inflight))
+			break;
+		if (!vpool_get(&p->pool, b, n))
+			break;
+		for (unsigned i = 0; i < n; i++)
+			vbuf_reset(b[i]);
+		vsplit_post_rx(&q->vq, b, n, p->hdr_len);
+		posted = true;
+	}
+	if (posted && vsplit_publish(&q->vq))
+		vport_kick(q);
+}
+
+static inline void rx_drop(struct vuser_buf *m, uint64_t *drops)
+{
+	vpool_put_chains(&m, 1);
+	(*drops)++;
+}
+
+VUSER_API int vuser_rx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf **out, unsigned n)
+{
+	struct vuser_buf *segs[VPORT_BURST];
+	uint32_t lens[VPORT_BURST];
+	uint64_t bytes = 0, drops = 0, errors = 0;
+	const unsigned hdr = p->hdr_len;
+	struct vport_queue *q;
+	unsigned nb = 0;
+
+	if (unlikely(qi >= p->cfg.queues))
+		return -EINVAL;
+	q = &p->rxq[qi];
+	if (unlikely(!queue_live(p, q)))
+		return 0;
+
+	while (nb < n) {
+		unsigned want = n - nb < VPORT_BURST ? n - nb : VPORT_BURST;
+		unsigned got = vsplit_take_used(&q->vq, segs, lens, want, true);
+
+		if (!got)
+			break;
+		for (unsigned i = 0; i < got; i++) {
+			struct vuser_buf *m = segs[i];
+			uint32_t len = lens[i];
+
+			if (!q->part_head) {
+				const struct virtio_net_hdr_mrg_rxbuf *h =
+					(const void *)(m->base + VUSER_BUF_HEADROOM - hdr);
+				uint16_t nbufs = 1;
+
+				if (unlikely(len < hdr)) {
+					errors++;
+					rx_drop(m, &drops);
+					continue;
+				}
+				if (p->mrg_rxbuf) {
+					/* Read once: the device could change it under us. */
+					nbufs = READ_ONCE(h->num_buffers);
+					if (unlikely(nbufs == 0 || nbufs > q->vq.size)) {
+						errors++;
+						rx_drop(m, &drops);
+						continue;
+					}
+				}
+				m->data_off = VUSER_BUF_HEADROOM;
+				m->data_len = len - hdr;
+				m->pkt_len = m->data_len;
+				if (nbufs == 1) {
+					bytes += m->pkt_len;
+					out[nb++] = m;
+					continue;
+				}
+				q->part_head = q->part_tail = m;
+				q->part_left = (uint16_t)(nbufs - 1);
+				continue;
+			}
+			/* Later buffers of a merged frame carry no header of their own. */
+			m->data_off = VUSER_BUF_HEADROOM - hdr;
+			m->data_len = len;
+			q->part_tail->next = m;
+			q->part_tail = m;
+			q->part_head->pkt_len += len;
+			q->part_head->nb_segs++;
+			if (--q->part_left == 0) {
+				bytes += q->part_head->pkt_len;
+				out[nb++] = q->part_head;
+				q->part_head = NULL;
+			}
+		}
+		rx_refill(p, q);
+		if (got < want)
+			break;
+	}
+	if (nb) {
+		stat_add(&q->st.packets, nb);
+		stat_add(&q->st.bytes, bytes);
+	}
+	if (unlikely(drops | errors)) {
+		stat_add(&q->st.drops, drops);
+		stat_add(&q->st.errors, errors);
+	}
+	return (int)nb;
+}
+
+/* A frame the ring can carry: ours, with room for the header, lengths in range. */
+static inline bool tx_frame_ok(const struct vuser_port *p, const struct vuser_buf *m,
+			       unsigned hdr, uint64_t *bytes)
+{
+	const struct vuser_buf *s = m;
+	uint64_t len = 0;
+	unsigned k = 0;
+
+	if (unlikely(m->data_off < hdr))
+		return false;
+	do {
+		if (unlikely(s->pool != &p->pool || (uint64_t)s->data_off + s->data_len > s->room))
+			return false;
+		len += s->data_len;
+		k++;
+		s = s->next;
+	} while (s && k <= m->nb_segs);
+	if (unlikely(s || k != m->nb_segs))
+		return false;
+	*bytes += len;
+	return true;
+}
+
+static void tx_reclaim(struct vport_queue *q)
+{
+	struct vuser_buf *done[VPORT_BURST];
+	unsigned got;
+
+	do {
+		got = vsplit_take_used(&q->vq, done, NULL, VPORT_BURST, false);
+		if (got)
+			vpool_put_chains(done, got);
+	} while (got == VPORT_BURST);
+}
+
+VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf **b, unsigned n)
+{
+	const unsigned hdr = p->hdr_len;
+	uint64_t bytes = 0, drops = 0, pkts = 0;
+	struct vport_queue *q;
+	unsigned i = 0;
+
+	if (unlikely(qi >= p->cfg.queues))
+		return -EINVAL;
+	q = &p->txq[qi];
+	if (unlikely(!queue_live(p, q)))
+		return 0;
+
+	tx_reclaim(q);
+	while (i < n) {
+		uint64_t batch_bytes = 0;
+		unsigned j = i, k;
+
+		while (j < n && tx_frame_ok(p, b[j], hdr, &batch_bytes)) {
+			memset(vuser_buf_data(b[j]) - hdr, 0, hdr);
+			j++;
+		}
+		k = vsplit_post_tx(&q->vq, b + i, j - i, hdr);
+		if (k == j - i) {
+			bytes += batch_bytes;
+		} else {
+			for (unsigned x = i; x < i + k; x++)
+				for (struct vuser_buf *s = b[x]; s; s = s->next)
+					bytes += s->data_len;
+		}
+		pkts += k;
+		i += k;
+		if (i < j)
+			break;
+		if (j < n) {
+			/* Not a frame this port can send: consumed and counted, not queued. */
+			vpool_put_chains(&b[j], 1);
+			drops++;
+			i = j + 1;
+		}
+	}
+	if (pkts) {
+		if (vsplit_publish(&q->vq))
+			vport_kick(q);
+		stat_add(&q->st.packets, pkts);
+		stat_add(&q->st.bytes, bytes);
+	}
+	if (unlikely(drops))
+		stat_add(&q->st.drops, drops);
+	return (int)i;
+}
