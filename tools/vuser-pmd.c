@@ -1,1 +1,700 @@
-int main(void){return 0;}
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vuser-pmd: a testpmd for one vuser port. It forwards, generates or sinks
+ * frames, and in echo mode verifies every frame that a peer sends back.
+ * It uses the public API only.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vuser/vuser.h"
+
+enum mode { M_TXONLY, M_RXONLY, M_IO, M_MACSWAP, M_ECHO };
+static const char *const mode_names[] = { "txonly", "rxonly", "io", "macswap", "echo" };
+
+#define MAX_BURST 512
+#define MAX_FRAME 65535
+/* Echo frames: Ethernet header, then this header, then a seq-derived pattern. */
+#define ECHO_ETHERTYPE 0x88b5
+#define ECHO_MAGIC 0x52535556u /* "VUSR" */
+#define ECHO_HDR_OFF 14
+#define ECHO_PAYLOAD_OFF (ECHO_HDR_OFF + 20)
+#define ECHO_MIN_FRAME 60
+/* Sequence numbers in flight are tracked in a bitmap ring this large. */
+#define SEQ_BITS 22
+#define SEQ_RING (1u << SEQ_BITS)
+
+struct opts {
+	const char *devargs;
+	enum mode mode;
+	uint32_t size_min, size_max;
+	uint64_t count;          /* 0: no limit */
+	double duration;         /* 0: no limit */
+	unsigned burst;
+	int cpu;                 /* -1: not pinned */
+	double stats;            /* 0: no live line */
+	bool json;
+	unsigned window;         /* echo: frames in flight per queue, 0 = auto */
+	unsigned drain_ms;
+};
+
+struct qstate {
+	uint64_t rx, tx;
+	unsigned inflight;
+};
+
+struct run {
+	struct opts o;
+	struct vuser_port *port;
+	struct vuser_port_info info;
+	unsigned nq;
+	struct qstate q[VUSER_MAX_QUEUE_PAIRS];
+	uint64_t tx_packets, rx_packets, tx_bytes, rx_bytes;
+	uint64_t dropped, bad_payload, verified;
+	uint64_t next_seq;
+	uint64_t *seen;          /* echo: bitmap of sequence numbers in flight */
+	uint32_t next_size;
+	bool link_lost;
+	bool down_bursts_nonzero;
+	double t_start, t_end;
+	uint8_t peer_mac[6];
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vuser-pmd --port DEVARGS [options]\n"
+		"  --port DEVARGS       e.g. path=/run/vhost.sock,queues=2 (keys as DPDK virtio_user)\n"
+		"  --mode MODE          txonly | rxonly | io | macswap | echo (default io)\n"
+		"  --pkt-size N|MIN-MAX frame bytes without FCS, 60..65535 (default 64; echo 64-1518)\n"
+		"  --count N            txonly/echo: send N frames; others: stop after N received\n"
+		"  --duration S         stop after S seconds\n"
+		"  --burst N            frames per burst, 1..%d (default 32)\n"
+		"  --cpu N              pin the datapath thread to core N\n"
+		"  --stats S            print a live line to stderr every S seconds\n"
+		"  --json               print one JSON summary object on stdout at the end\n"
+		"  --window N           echo: frames in flight per queue (default: half an rx ring)\n"
+		"  --drain-ms MS        echo: how long to wait for the last frames (default 2000)\n"
+		"exit: 0 run completed, 1 port could not be opened, 2 usage error\n",
+		MAX_BURST);
+}
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+
+	if (!s || !*s || *s == '-')
+		return -1;
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	return errno || *end ? -1 : 0;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "pkt-size", required_argument, NULL, 's' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "burst", required_argument, NULL, 'b' },
+		{ "cpu", required_argument, NULL, 'c' },
+		{ "stats", required_argument, NULL, 'S' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "window", required_argument, NULL, 'w' },
+		{ "drain-ms", required_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool size_given = false;
+	uint64_t v, v2;
+	char *end;
+	int c;
+
+	*o = (struct opts){ .mode = M_IO, .size_min = 64, .size_max = 64, .burst = 32,
+			    .cpu = -1, .drain_ms = 2000 };
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			o->devargs = optarg;
+			break;
+		case 'm': {
+			unsigned i;
+
+			for (i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
+				if (!strcmp(optarg, mode_names[i]))
+					break;
+			if (i == sizeof(mode_names) / sizeof(mode_names[0])) {
+				fprintf(stderr, "vuser-pmd: --mode %s: not one of txonly, rxonly, io, macswap, echo\n", optarg);
+				return -1;
+			}
+			o->mode = (enum mode)i;
+			break;
+		}
+		case 's': {
+			char lo_s[32];
+			const char *dash = strchr(optarg, '-');
+
+			if (dash && (size_t)(dash - optarg) < sizeof(lo_s)) {
+				memcpy(lo_s, optarg, (size_t)(dash - optarg));
+				lo_s[dash - optarg] = 0;
+				if (parse_u64(lo_s, &v) || parse_u64(dash + 1, &v2))
+					goto bad_size;
+			} else if (parse_u64(optarg, &v)) {
+				goto bad_size;
+			} else {
+				v2 = v;
+			}
+			if (v < ECHO_MIN_FRAME || v2 > MAX_FRAME || v > v2)
+				goto bad_size;
+			o->size_min = (uint32_t)v;
+			o->size_max = (uint32_t)v2;
+			size_given = true;
+			break;
+bad_size:
+			fprintf(stderr, "vuser-pmd: --pkt-size %s: want N or MIN-MAX within %d..%d\n",
+				optarg, ECHO_MIN_FRAME, MAX_FRAME);
+			return -1;
+		}
+		case 'n':
+			if (parse_u64(optarg, &o->count)) {
+				fprintf(stderr, "vuser-pmd: --count %s: not a number\n", optarg);
+				return -1;
+			}
+			break;
+		case 'd':
+		case 'S': {
+			double d = strtod(optarg, &end);
+
+			if (*end || d <= 0) {
+				fprintf(stderr, "vuser-pmd: --%s %s: want a positive number of seconds\n",
+					c == 'd' ? "duration" : "stats", optarg);
+				return -1;
+			}
+			*(c == 'd' ? &o->duration : &o->stats) = d;
+			break;
+		}
+		case 'b':
+			if (parse_u64(optarg, &v) || v < 1 || v > MAX_BURST) {
+				fprintf(stderr, "vuser-pmd: --burst %s: want 1..%d\n", optarg, MAX_BURST);
+				return -1;
+			}
+			o->burst = (unsigned)v;
+			break;
+		case 'c':
+			if (parse_u64(optarg, &v) || v >= CPU_SETSIZE) {
+				fprintf(stderr, "vuser-pmd: --cpu %s: not a core number\n", optarg);
+				return -1;
+			}
+			o->cpu = (int)v;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'w':
+			if (parse_u64(optarg, &v) || v < 1 || v > SEQ_RING / 4 / VUSER_MAX_QUEUE_PAIRS) {
+				fprintf(stderr, "vuser-pmd: --window %s: want 1..%u\n", optarg,
+					SEQ_RING / 4 / VUSER_MAX_QUEUE_PAIRS);
+				return -1;
+			}
+			o->window = (unsigned)v;
+			break;
+		case 'D':
+			if (parse_u64(optarg, &v) || v > 600000) {
+				fprintf(stderr, "vuser-pmd: --drain-ms %s: want 0..600000\n", optarg);
+				return -1;
+			}
+			o->drain_ms = (unsigned)v;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vuser-pmd: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (!o->devargs) {
+		fprintf(stderr, "vuser-pmd: --port DEVARGS is required\n");
+		usage(stderr);
+		return -1;
+	}
+	if (o->mode == M_ECHO && !size_given) {
+		o->size_min = 64;
+		o->size_max = 1518;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ frames */
+
+static uint32_t frame_size(struct run *r)
+{
+	uint32_t s = r->next_size;
+
+	if (r->o.size_min == r->o.size_max)
+		return s;
+	/* Walk the range with a stride prime to its width: every size, spread out. */
+	r->next_size += 211;
+	if (r->next_size > r->o.size_max)
+		r->next_size = r->o.size_min + (r->next_size - r->o.size_max - 1) % (r->o.size_max - r->o.size_min + 1);
+	return s;
+}
+
+static void put_eth(uint8_t *f, const uint8_t dst[6], const uint8_t src[6], uint16_t type)
+{
+	memcpy(f, dst, 6);
+	memcpy(f + 6, src, 6);
+	f[12] = (uint8_t)(type >> 8);
+	f[13] = (uint8_t)type;
+}
+
+/* The payload pattern and its checksum both derive from seq: nothing is stored. */
+static uint32_t echo_fill(uint8_t *p, uint32_t len, uint64_t seq)
+{
+	uint64_t x = seq * 0x9e3779b97f4a7c15ull + 1;
+	uint32_t sum = 0x811c9dc5u;
+
+	for (uint32_t i = 0; i < len; i++) {
+		if (!(i & 7))
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		p[i] = (uint8_t)(x >> ((i & 7) * 8));
+		sum = (sum ^ p[i]) * 0x01000193u;
+	}
+	return sum;
+}
+
+static uint32_t echo_sum(const uint8_t *p, uint32_t len)
+{
+	uint32_t sum = 0x811c9dc5u;
+
+	for (uint32_t i = 0; i < len; i++)
+		sum = (sum ^ p[i]) * 0x01000193u;
+	return sum;
+}
+
+static void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void wr64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+static int build_echo(struct run *r, struct vuser_buf *b, uint64_t seq, uint8_t *scratch)
+{
+	uint32_t len = frame_size(r);
+	uint32_t sum;
+
+	put_eth(scratch, r->peer_mac, r->info.mac, ECHO_ETHERTYPE);
+	sum = echo_fill(scratch + ECHO_PAYLOAD_OFF, len - ECHO_PAYLOAD_OFF, seq);
+	wr32(scratch + ECHO_HDR_OFF, ECHO_MAGIC);
+	wr64(scratch + ECHO_HDR_OFF + 4, seq);
+	wr32(scratch + ECHO_HDR_OFF + 12, len);
+	wr32(scratch + ECHO_HDR_OFF + 16, sum);
+	return vuser_buf_write(b, scratch, len);
+}
+
+static bool seen_test_clear(struct run *r, uint64_t seq)
+{
+	uint64_t bit = seq & (SEQ_RING - 1);
+	uint64_t mask = 1ull << (bit & 63);
+
+	if (!(r->seen[bit >> 6] & mask))
+		return false;
+	r->seen[bit >> 6] &= ~mask;
+	return true;
+}
+
+static void seen_set(struct run *r, uint64_t seq)
+{
+	uint64_t bit = seq & (SEQ_RING - 1);
+
+	r->seen[bit >> 6] |= 1ull << (bit & 63);
+}
+
+/* Check one returned frame: known seq in flight, intact length and payload. */
+static bool verify_echo(struct run *r, const struct vuser_buf *b, uint8_t *scratch)
+{
+	const uint8_t *f = vuser_buf_data(b);
+	uint32_t len = b->pkt_len;
+	uint64_t seq;
+
+	if (len < ECHO_MIN_FRAME || len > MAX_FRAME)
+		return false;
+	if (b->nb_segs > 1) {
+		if (vuser_buf_read(b, 0, scratch, len) != len)
+			return false;
+		f = scratch;
+	}
+	/* io returns frames as they were; macswap swaps the addresses. */
+	if (memcmp(f + 6, r->info.mac, 6) && memcmp(f, r->info.mac, 6))
+		return false;
+	if (f[12] != (ECHO_ETHERTYPE >> 8) || f[13] != (ECHO_ETHERTYPE & 0xff) ||
+	    rd32(f + ECHO_HDR_OFF) != ECHO_MAGIC || rd32(f + ECHO_HDR_OFF + 12) != len)
+		return false;
+	seq = rd64(f + ECHO_HDR_OFF + 4);
+	if (seq >= r->next_seq || r->next_seq - seq >= SEQ_RING / 2)
+		return false;
+	if (echo_sum(f + ECHO_PAYLOAD_OFF, len - ECHO_PAYLOAD_OFF) != rd32(f + ECHO_HDR_OFF + 16))
+		return false;
+	return seen_test_clear(r, seq);
+}
+
+/* A plain UDP/IPv4 frame, as testpmd's txonly sends. */
+static void build_template(uint8_t *t, const uint8_t *src, const uint8_t *dst, uint32_t len)
+{
+	static const uint8_t ip_udp[28] = {
+		0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+		0x04, 0xd2, 0x16, 0x2e, 0, 0, 0, 0,
+	};
+
+	memset(t, 0, len);
+	put_eth(t, dst, src, 0x0800);
+	memcpy(t + 14, ip_udp, sizeof(ip_udp));
+	t[16] = (uint8_t)((len - 14) >> 8);
+	t[17] = (uint8_t)(len - 14);
+	t[38] = (uint8_t)((len - 34) >> 8);
+	t[39] = (uint8_t)(len - 34);
+}
+
+/* --------------------------------------------------------------- datapath */
+
+static void check_bursts_after_down(struct run *r)
+{
+	struct vuser_buf *b[32];
+
+	/* The contract: with the link down, bursts move nothing. */
+	for (unsigned q = 0; q < r->nq; q++) {
+		if (vuser_rx_burst(r->port, q, b, 32) != 0)
+			r->down_bursts_nonzero = true;
+		if (!vuser_buf_alloc_bulk(r->port, b, 1)) {
+			b[0]->data_len = b[0]->pkt_len = 64;
+			if (vuser_tx_burst(r->port, q, b, 1) != 0)
+				r->down_bursts_nonzero = true;
+			else
+				vuser_buf_free(b[0]);
+		}
+	}
+}
+
+static void do_tx(struct run *r, unsigned q, unsigned n, uint8_t *scratch)
+{
+	struct vuser_buf *b[MAX_BURST];
+	int sent;
+
+	if (!n || vuser_buf_alloc_bulk(r->port, b, n))
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		if (r->o.mode == M_ECHO) {
+			if (build_echo(r, b[i], r->next_seq + i, scratch)) {
+				vuser_buf_free_bulk(b + i, n - i);
+				n = i;
+				break;
+			}
+		} else {
+			uint32_t len = frame_size(r);
+
+			if (len <= vuser_buf_tailroom(b[i])) {
+				memcpy(vuser_buf_data(b[i]), scratch, len);
+				b[i]->data_len = b[i]->pkt_len = len;
+			} else if (vuser_buf_write(b[i], scratch, len)) {
+				vuser_buf_free_bulk(b + i, n - i);
+				n = i;
+				break;
+			}
+		}
+	}
+	sent = vuser_tx_burst(r->port, q, b, n);
+	if (sent < 0)
+		sent = 0;
+	for (int i = 0; i < sent; i++)
+		r->tx_bytes += b[i]->pkt_len;
+	if (r->o.mode == M_ECHO) {
+		for (int i = 0; i < sent; i++)
+			seen_set(r, r->next_seq + (uint64_t)i);
+		r->next_seq += (uint64_t)sent;
+		r->q[q].inflight += (unsigned)sent;
+		/* Unsent echo frames are rebuilt next time with the same numbers. */
+		vuser_buf_free_bulk(b + sent, n - (unsigned)sent);
+	} else if ((unsigned)sent < n) {
+		r->dropped += n - (unsigned)sent;
+		vuser_buf_free_bulk(b + sent, n - (unsigned)sent);
+	}
+	r->tx_packets += (uint64_t)sent;
+	r->q[q].tx += (uint64_t)sent;
+}
+
+static void do_rx(struct run *r, unsigned q, uint8_t *scratch)
+{
+	struct vuser_buf *b[MAX_BURST];
+	int n = vuser_rx_burst(r->port, q, b, r->o.burst);
+
+	if (n <= 0)
+		return;
+	r->rx_packets += (uint64_t)n;
+	r->q[q].rx += (uint64_t)n;
+	for (int i = 0; i < n; i++)
+		r->rx_bytes += b[i]->pkt_len;
+
+	switch (r->o.mode) {
+	case M_ECHO:
+		for (int i = 0; i < n; i++) {
+			if (verify_echo(r, b[i], scratch)) {
+				r->verified++;
+				if (r->q[q].inflight)
+					r->q[q].inflight--;
+			} else {
+				r->bad_payload++;
+			}
+		}
+		vuser_buf_free_bulk(b, (unsigned)n);
+		break;
+	case M_MACSWAP:
+		for (int i = 0; i < n; i++) {
+			uint8_t *f = vuser_buf_data(b[i]), t[6];
+
+			if (b[i]->data_len < 12)
+				continue;
+			memcpy(t, f, 6);
+			memcpy(f, f + 6, 6);
+			memcpy(f + 6, t, 6);
+		}
+		/* fall through */
+	case M_IO: {
+		int sent = vuser_tx_burst(r->port, q, b, (unsigned)n);
+
+		if (sent < 0)
+			sent = 0;
+		for (int i = 0; i < sent; i++)
+			r->tx_bytes += b[i]->pkt_len;
+		r->tx_packets += (uint64_t)sent;
+		r->q[q].tx += (uint64_t)sent;
+		if (sent < n) {
+			r->dropped += (uint64_t)(n - sent);
+			vuser_buf_free_bulk(b + sent, (unsigned)(n - sent));
+		}
+		break;
+	}
+	default:
+		vuser_buf_free_bulk(b, (unsigned)n);
+	}
+}
+
+static void live_line(struct run *r, double t, double dt, uint64_t dtx, uint64_t drx, bool link)
+{
+	fprintf(stderr,
+		"[%7.1fs] link %-4s tx %8.3f Mpps rx %8.3f Mpps | sent %" PRIu64 " recv %" PRIu64
+		" verified %" PRIu64 " dropped %" PRIu64 " bad %" PRIu64 "\n",
+		t - r->t_start, link ? "up" : "down", (double)dtx / dt / 1e6, (double)drx / dt / 1e6,
+		r->tx_packets, r->rx_packets, r->verified, r->dropped, r->bad_payload);
+}
+
+static unsigned echo_window(const struct run *r)
+{
+	unsigned segs = (r->o.size_max + 12 + VUSER_BUF_DATAROOM - 1) / VUSER_BUF_DATAROOM;
+	unsigned w = r->info.queue_size / 2 / segs;
+
+	if (r->o.window)
+		return r->o.window;
+	return w ? w : 1;
+}
+
+static void run_loop(struct run *r)
+{
+	uint8_t *scratch = malloc(MAX_FRAME);
+	double t_next_stats, t_last_stats, t_drain = 0;
+	uint64_t last_tx = 0, last_rx = 0;
+	unsigned window = echo_window(r);
+	bool link = true;
+
+	if (!scratch)
+		return;
+	if (r->o.mode == M_TXONLY)
+		build_template(scratch, r->info.mac, r->peer_mac, r->o.size_max);
+	r->t_start = t_last_stats = now();
+	t_next_stats = r->t_start + (r->o.stats > 0 ? r->o.stats : 1e9);
+
+	for (uint64_t iter = 0; !stop_requested; iter++) {
+		bool sending = r->o.mode == M_TXONLY || r->o.mode == M_ECHO;
+
+		for (unsigned q = 0; q < r->nq; q++) {
+			if (sending) {
+				uint64_t want = r->o.burst;
+
+				if (r->o.count && r->o.count - r->tx_packets < want)
+					want = r->o.count - r->tx_packets;
+				if (r->o.mode == M_ECHO)
+					want = r->q[q].inflight >= window ? 0
+						: (window - r->q[q].inflight < want ? window - r->q[q].inflight : want);
+				do_tx(r, q, (unsigned)want, scratch);
+			}
+			if (r->o.mode != M_TXONLY)
+				do_rx(r, q, scratch);
+		}
+
+		if (iter & 255)
+			continue;
+		double t = now();
+
+		if (vuser_port_process(r->port) > 0 || !vuser_port_link(r->port)) {
+			if (link) {
+				link = false;
+				r->link_lost = true;
+				fprintf(stderr, "vuser-pmd: link down: the backend went away\n");
+				check_bursts_after_down(r);
+			}
+			break;
+		}
+		if (t >= t_next_stats) {
+			live_line(r, t, t - t_last_stats, r->tx_packets - last_tx,
+				  r->rx_packets - last_rx, link);
+			last_tx = r->tx_packets;
+			last_rx = r->rx_packets;
+			t_last_stats = t;
+			t_next_stats += r->o.stats;
+		}
+		if (r->o.duration && t - r->t_start >= r->o.duration)
+			break;
+		if (r->o.count) {
+			if (r->o.mode == M_TXONLY && r->tx_packets >= r->o.count)
+				break;
+			if (r->o.mode == M_ECHO && r->tx_packets >= r->o.count) {
+				if (r->verified + r->bad_payload >= r->tx_packets)
+					break;
+				if (!t_drain)
+					t_drain = t;
+				if ((t - t_drain) * 1000 >= r->o.drain_ms)
+					break;
+			}
+			if (r->o.mode != M_TXONLY && r->o.mode != M_ECHO && r->rx_packets >= r->o.count)
+				break;
+		}
+	}
+	r->t_end = now();
+	if (r->o.stats > 0)
+		live_line(r, r->t_end, r->t_end - t_last_stats, r->tx_packets - last_tx,
+			  r->rx_packets - last_rx, link);
+	free(scratch);
+}
+
+static void report(struct run *r)
+{
+	struct vuser_port_stats st;
+	double el = r->t_end - r->t_start;
+	uint64_t lost = r->o.mode == M_ECHO ? r->tx_packets - r->verified : 0;
+	uint64_t rx_err = 0, tx_err = 0, rx_drops = 0, tx_drops = 0;
+
+	if (el <= 0)
+		el = 1e-9;
+	vuser_port_stats(r->port, &st);
+	for (unsigned q = 0; q < st.nb_queues; q++) {
+		rx_err += st.rx[q].errors;
+		tx_err += st.tx[q].errors;
+		rx_drops += st.rx[q].drops;
+		tx_drops += st.tx[q].drops;
+	}
+	if (r->o.json) {
+		printf("{\"mode\":\"%s\",\"elapsed\":%.3f,\"tx_packets\":%" PRIu64 ",\"rx_packets\":%" PRIu64
+		       ",\"tx_bytes\":%" PRIu64 ",\"rx_bytes\":%" PRIu64 ",\"tx_pps\":%.0f,\"rx_pps\":%.0f"
+		       ",\"dropped\":%" PRIu64 ",\"bad_payload\":%" PRIu64 ",\"lost\":%" PRIu64
+		       ",\"verified\":%" PRIu64 ",\"link\":%d,\"down_bursts_ok\":%s"
+		       ",\"rx_errors\":%" PRIu64 ",\"tx_errors\":%" PRIu64 ",\"rx_drops\":%" PRIu64
+		       ",\"tx_drops\":%" PRIu64 ",\"queues\":[",
+		       mode_names[r->o.mode], el, r->tx_packets, r->rx_packets, r->tx_bytes, r->rx_bytes,
+		       (double)r->tx_packets / el, (double)r->rx_packets / el, r->dropped,
+		       r->bad_payload, lost, r->verified, r->link_lost ? 0 : 1,
+		       r->down_bursts_nonzero ? "false" : "true", rx_err, tx_err, rx_drops, tx_drops);
+		for (unsigned q = 0; q < r->nq; q++)
+			printf("%s{\"rx\":%" PRIu64 ",\"tx\":%" PRIu64 "}", q ? "," : "", r->q[q].rx,
+			       r->q[q].tx);
+		printf("]}\n");
+	} else {
+		printf("mode %s: %.2f s, sent %" PRIu64 " (%.3f Mpps), received %" PRIu64
+		       " (%.3f Mpps), dropped %" PRIu64 "\n",
+		       mode_names[r->o.mode], el, r->tx_packets, (double)r->tx_packets / el / 1e6,
+		       r->rx_packets, (double)r->rx_packets / el / 1e6, r->dropped);
+		if (r->o.mode == M_ECHO)
+			printf("echo: verified %" PRIu64 ", lost %" PRIu64 ", bad payload %" PRIu64 "\n",
+			       r->verified, lost, r->bad_payload);
+		printf("port: rx errors %" PRIu64 ", tx errors %" PRIu64 ", link %s\n", rx_err, tx_err,
+		       r->link_lost ? "down" : "up");
+	}
+	fflush(stdout);
+}
+
+static int pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+int main(int argc, char **argv)
+{
+	static struct run r;
+	struct sigaction sa = { .sa_handler = on_signal };
+	int err;
+
+	if (parse_opts(argc, argv, &r.o))
+		return 2;
+	if (r.o.cpu >= 0 && (err = pin(r.o.cpu)) != 0) {
+		fprintf(stderr, "vuser-pmd: --cpu %d: %s\n", r.o.cpu, strerror(err));
+		return 2;
+	}
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	err = vuser_port_open(r.o.devargs, &r.port);
+	if (err) {
+		/* The library has already said why on stderr. */
+		fprintf(stderr, "vuser-pmd: cannot open port: %s\n", strerror(-err));
+		return 1;
+	}
+	vuser_port_info(r.port, &r.info);
+	r.nq = r.info.queues;
+	r.next_size = r.o.size_min;
+	memcpy(r.peer_mac, (const uint8_t[6]){ 0x02, 0, 0, 0, 0, 0x01 }, 6);
+	if (r.o.mode == M_ECHO) {
+		r.seen = calloc(SEQ_RING / 64, sizeof(uint64_t));
+		if (!r.seen) {
+			fprintf(stderr, "vuser-pmd: out of memory\n");
+			vuser_port_close(r.port);
+			return 1;
+		}
+	}
+	run_loop(&r);
+	report(&r);
+	free(r.seen);
+	vuser_port_close(r.port);
+	return 0;
+}

@@ -105,8 +105,8 @@ static int vhu_read_reply(struct vhu *u, uint32_t req, void *payload, uint32_t w
 static int vhu_request(struct vhu *u, uint32_t req, const void *payload, uint32_t size,
 		       const int *fds, int nfds, void *reply, uint32_t reply_size)
 {
-	struct vhost_user_msg msg = { .hdr = { .request = req, .flags = VHOST_USER_VERSION,
-					       .size = size } };
+	struct vhost_user_hdr hdr = { .request = req, .flags = VHOST_USER_VERSION, .size = size };
+	uint8_t wire[VHOST_USER_HDR_SIZE + sizeof(union vhost_user_payload)];
 	bool ack = !reply && vhu_has_ack(u);
 	uint64_t status;
 	int err;
@@ -114,10 +114,11 @@ static int vhu_request(struct vhu *u, uint32_t req, const void *payload, uint32_
 	if (u->fd < 0)
 		return verr(-ENOTCONN, "%s: backend %s is not connected", vhu_name(req), u->path);
 	if (ack)
-		msg.hdr.flags |= VHOST_USER_NEED_REPLY_MASK;
+		hdr.flags |= VHOST_USER_NEED_REPLY_MASK;
+	memcpy(wire, &hdr, VHOST_USER_HDR_SIZE);
 	if (size)
-		memcpy(&msg.payload, payload, size);
-	err = vsock_send(u->fd, &msg, sizeof(msg.hdr) + size, fds, nfds);
+		memcpy(wire + VHOST_USER_HDR_SIZE, payload, size);
+	err = vsock_send(u->fd, wire, VHOST_USER_HDR_SIZE + size, fds, nfds);
 	if (err)
 		return verr(err, "%s: sending to %s: %s", vhu_name(req), u->path, strerror(-err));
 	if (reply)

@@ -147,10 +147,17 @@ union vhost_user_payload {
 	struct vhost_user_config config;
 };
 
+/*
+ * A message held in memory. On the wire the payload follows the 12-byte
+ * header with no gap, while this struct pads the header to 16: send and
+ * receive the two parts separately, never sizeof(struct vhost_user_msg).
+ */
 struct vhost_user_msg {
 	struct vhost_user_hdr hdr;
 	union vhost_user_payload payload;
 };
+
+#define VHOST_USER_HDR_SIZE 12u
 
 /* Size of a SET_MEM_TABLE payload that carries n regions. */
 #define VHOST_USER_MEM_SIZE(n) (8u + (n) * (uint32_t)sizeof(struct vhost_user_memory_region))
