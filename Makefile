@@ -25,6 +25,9 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 TOOLS := $(BUILD)/vuser-pmd
 TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+# Programs the test scripts drive (not run on their own).
+HELPER_SRCS := $(wildcard tests/helper_*.c)
+TESTS += $(HELPER_SRCS:tests/%.c=$(BUILD)/tests/%)
 HDRS := $(wildcard include/vuser/*.h include/vuser/uapi/*.h src/*/*.h)
 
 all: $(BUILD)/libvuser.a $(BUILD)/libvuser.so $(TOOLS) $(TESTS)

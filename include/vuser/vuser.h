@@ -36,6 +36,7 @@ extern "C" {
 #define VUSER_BUF_DATAROOM 2048
 /* Longest path a Unix socket address holds, with its NUL. */
 #define VUSER_PATH_MAX 108
+/* Longest interface name, with its NUL (names of up to 15 characters). */
 #define VUSER_IFNAME_MAX 16
 
 /* ---------------------------------------------------------------- errors */
@@ -79,8 +80,8 @@ struct vuser_port_config {
 	char iface[VUSER_IFNAME_MAX];
 	uint8_t mac[6];
 	bool mac_set;      /* false: a random locally administered MAC */
-	bool cq;
-	bool cq_set;       /* cq was given explicitly */
+	bool cq;           /* a program filling the struct sets it for queues > 1 */
+	bool cq_set;       /* cq was given explicitly (parse turns cq on otherwise) */
 	bool server;
 	bool mrg_rxbuf;
 	bool in_order;
@@ -89,17 +90,23 @@ struct vuser_port_config {
 	unsigned queue_size;
 };
 
-/* Fill *cfg with the defaults (no path). */
+/* Fill *cfg (not NULL) with the defaults (no path). */
 void vuser_port_config_init(struct vuser_port_config *cfg);
 
 /*
- * Parse a devargs string ("path=/x.sock,queues=2") into *cfg, starting from
- * the defaults. Returns 0, or -EINVAL / -ENAMETOOLONG / -ERANGE / -ENOTSUP
- * with vuser_last_error() naming the key and the value.
+ * Parse a devargs string ("path=/x.sock,queues=2") into *cfg (not NULL),
+ * starting from the defaults. Returns 0, or -EINVAL (malformed, unknown or
+ * repeated key, bad value), -ERANGE (number out of range), -ENAMETOOLONG
+ * (path or iface) or -ENOTSUP (an option vuser does not support yet), with
+ * vuser_last_error() naming the key and the value. On failure *cfg holds
+ * the defaults and whatever was parsed before the bad item.
  */
 int vuser_port_config_parse(const char *devargs, struct vuser_port_config *cfg);
 
-/* Check a configuration's values and their combinations (as above). */
+/*
+ * Check a configuration's values and their combinations, for programs that
+ * fill the struct themselves. Same errors as vuser_port_config_parse().
+ */
 int vuser_port_config_check(const struct vuser_port_config *cfg);
 
 /* ------------------------------------------------------------------ port */
@@ -110,7 +117,8 @@ struct vuser_port;
  * Open a port: parse devargs, connect to the backend, negotiate, map the
  * arena, fill the rx rings and enable every queue pair. On success *out owns
  * the port until vuser_port_close(). Returns 0 or a negative errno:
- * -EINVAL/-ERANGE/-ENOTSUP bad configuration, -ENOENT/-ECONNREFUSED no
+ * -EINVAL/-ERANGE/-ENAMETOOLONG/-ENOTSUP bad configuration (see
+ * vuser_port_config_parse), -ENOENT/-ECONNREFUSED no
  * backend, -EPROTO a backend that broke the protocol, -ETIMEDOUT a backend
  * that did not answer within 5 s, -ENOMEM.
  */

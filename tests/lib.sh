@@ -1,0 +1,392 @@
+# shellcheck shell=bash
+# Helpers for the interop test scripts (tests/t_*.sh), the bench and the demo.
+# Source it; it needs bash 4. tests/run.sh exports VUSER_BUILD and VUSER_ROOT;
+# without them the repo's build/ is used.
+#
+# What it gives:
+#   T                       a private temp dir, removed on exit
+#   PMD                     path of vuser-pmd
+#   fail MSG / skip MSG     exit 1 / exit 77 (skip only outside CI)
+#   need_testpmd / need_pmd / need_python
+#   tp_start NAME MODE QUEUES [testpmd-args...]
+#                           DPDK testpmd as a vhost-user backend (server) on
+#                           $T/NAME.sock, forwarding lcore on core 1
+#   tp_start_virtio NAME SOCK QUEUES [testpmd-args...]
+#                           DPDK testpmd with its own virtio_user frontend,
+#                           forwarding lcore on core 0
+#   tp_stop NAME            SIGINT (final stats), bounded wait, then SIGKILL
+#   tp_kill9 NAME           SIGKILL at once (no final stats)
+#   tp_load NAME            parse its log into the array S[...]
+#   pmd_run ARGS...         run vuser-pmd in the foreground (bounded), parse
+#                           its JSON into J[...]; PMD_RC is its exit code
+#   pmd_bg ARGS... / pmd_wait SECS
+#                           the same, in the background
+#   check MSG CMD...        fail with MSG unless CMD succeeds
+#   check_eq MSG A B        fail unless the integers A and B are equal
+#   fle A B                 true when the number A <= B (floats too)
+#
+# Every wait is bounded. Every process started here is stopped by its pid in
+# the EXIT trap, and DPDK's runtime dir (/var/run/dpdk/PREFIX) is removed.
+
+VUSER_ROOT=${VUSER_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+VUSER_BUILD=${VUSER_BUILD:-$VUSER_ROOT/build}
+PMD=${PMD:-$VUSER_BUILD/vuser-pmd}
+TESTPMD=${TESTPMD:-dpdk-testpmd}
+# Memory for each testpmd (--no-huge -m): 1024 fits the default mbuf pool
+# (155456 mbufs of 2176 bytes = 338 MB) with room for the vhost rings.
+TP_MEM=${TP_MEM:-1024}
+# How long vuser-pmd may run in pmd_run before it is killed.
+PMD_TIMEOUT=${PMD_TIMEOUT:-100}
+# DPDK's per-process runtime dirs.
+DPDK_RUNDIR=${DPDK_RUNDIR:-/var/run/dpdk}
+
+declare -A TP_PID=() TP_LOG=() TP_PREFIX=() TP_SOCK=()
+declare -A J=() S=()
+declare -a J_QUEUES_RX=() J_QUEUES_TX=()
+PMD_PID= PMD_RC= PMD_JSON= PMD_OUT= PMD_ERR=
+_tp_counter=0
+_pmd_counter=0
+_lib_name=${0##*/}
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/vuser-t.XXXXXX") || { echo "FAIL: mktemp -d" >&2; exit 1; }
+
+say() { printf '%s: %s\n' "$_lib_name" "$*"; }
+
+# The last lines of every testpmd log and of vuser-pmd's stderr, for a failure.
+_dump_logs() {
+	local n f
+	for n in "${!TP_LOG[@]}"; do
+		f=${TP_LOG[$n]}
+		[ -s "$f" ] || continue
+		echo "---- testpmd $n: last lines of $f"
+		sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$f" | grep -v '^[[:space:]]*$' | tail -n 12
+	done
+	if [ -n "$PMD_ERR" ] && [ -s "$PMD_ERR" ]; then
+		echo "---- vuser-pmd stderr: last lines"
+		tail -n 8 "$PMD_ERR"
+	fi
+	if [ -n "$PMD_JSON" ]; then
+		echo "---- vuser-pmd JSON"
+		echo "$PMD_JSON"
+	fi
+}
+
+fail() {
+	_dump_logs >&2
+	echo "FAIL: $_lib_name: $*" >&2
+	exit 1
+}
+
+# Skip only outside CI: in CI a missing peer is a broken CI, not a skip.
+skip() {
+	if [ "${CI:-}" = true ]; then
+		fail "would skip, but CI=true: $*"
+	fi
+	echo "SKIP: $*"
+	exit 77
+}
+
+check() {
+	local msg=$1; shift
+	"$@" || fail "$msg"
+}
+
+check_eq() {
+	[ "$2" -eq "$3" ] 2>/dev/null || fail "$1 (got $2, want $3)"
+}
+
+# fle A B: A <= B, for floats too.
+fle() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }
+
+need_python() {
+	command -v python3 >/dev/null 2>&1 || skip "python3 not found"
+}
+
+need_testpmd() {
+	need_python
+	command -v "$TESTPMD" >/dev/null 2>&1 ||
+		skip "$TESTPMD not found (apt-get install dpdk-dev librte-net-vhost23 librte-net-virtio23)"
+	[ "$(nproc)" -ge 2 ] || skip "needs 2 cores (testpmd -l 0,1), have $(nproc)"
+}
+
+need_pmd() {
+	[ -x "$PMD" ] || fail "$PMD not built"
+}
+
+# wait_until SECS CMD...: poll CMD every 0.1 s; false on timeout.
+wait_until() {
+	local secs=$1; shift
+	local end=$((SECONDS + secs))
+	while ! "$@"; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# _wait_pid PID SECS: wait (bounded) for our child PID to exit; false if it
+# is still running. Sets WAIT_RC to its exit status.
+_wait_pid() {
+	local pid=$1 secs=$2
+	WAIT_RC=
+	wait_until "$secs" eval "! alive $pid" || return 1
+	wait "$pid" 2>/dev/null
+	WAIT_RC=$?
+	return 0
+}
+
+_tp_new() {
+	local name=$1
+	[ -z "${TP_PID[$name]:-}" ] || fail "testpmd $name already running"
+	_tp_counter=$((_tp_counter + 1))
+	TP_PREFIX[$name]=vut$$_${_tp_counter}
+	TP_LOG[$name]=$T/testpmd-$name-$_tp_counter.log
+}
+
+# Start testpmd in the background with EAL args $1 (an array name) and app
+# args after it, and wait until it forwards.
+_tp_launch() {
+	local name=$1 _ealvar=$2; shift 2
+	local -n _tp_eal=$_ealvar
+	"$TESTPMD" "${_tp_eal[@]}" --file-prefix="${TP_PREFIX[$name]}" -- \
+		--nb-cores=1 --stats-period 1 "$@" </dev/null >"${TP_LOG[$name]}" 2>&1 &
+	TP_PID[$name]=$!
+	echo "$TESTPMD ${_tp_eal[*]} --file-prefix=${TP_PREFIX[$name]} -- --nb-cores=1 --stats-period 1 $*" \
+		>"$T/testpmd-$name-$_tp_counter.cmd"
+}
+
+# Has testpmd NAME started forwarding? Fails the test if it died.
+_tp_ready() {
+	local name=$1
+	alive "${TP_PID[$name]}" || fail "testpmd $name exited during start-up"
+	grep -q 'packet forwarding - ports=' "${TP_LOG[$name]}"
+}
+
+# tp_start NAME MODE QUEUES [testpmd app args...]
+# DPDK's vhost PMD as the backend (server) on $T/NAME.sock. Main lcore 0,
+# forwarding lcore 1: run vuser-pmd with --cpu 0.
+# TP_VDEV_EXTRA (",client=1" etc.) is appended to the vdev.
+tp_start() {
+	local name=$1 mode=$2 queues=$3; shift 3
+	_tp_new "$name"
+	local sock=$T/$name.sock
+	TP_SOCK[$name]=$sock
+	rm -f "$sock"
+	local eal=(-l 0,1 --main-lcore 0 --no-pci --no-huge -m "$TP_MEM"
+		--vdev "net_vhost0,iface=$sock,queues=$queues${TP_VDEV_EXTRA:-}")
+	_tp_launch "$name" eal --forward-mode="$mode" --rxq="$queues" --txq="$queues" "$@"
+	wait_until 20 eval "_tp_ready '$name' && [ -S '$sock' ]" ||
+		fail "testpmd $name: no socket $sock after 20 s"
+}
+
+# tp_start_virtio NAME SOCK QUEUES [testpmd app args...]
+# DPDK's own virtio_user frontend connecting to SOCK. Main lcore 1,
+# forwarding lcore 0.
+tp_start_virtio() {
+	local name=$1 sock=$2 queues=$3; shift 3
+	_tp_new "$name"
+	local eal=(-l 0,1 --main-lcore 1 --no-pci --no-huge -m "$TP_MEM" --single-file-segments
+		--vdev "net_virtio_user0,path=$sock,queues=$queues,packed_vq=0${TP_VDEV_EXTRA:-}")
+	_tp_launch "$name" eal --rxq="$queues" --txq="$queues" "$@"
+	wait_until 20 _tp_ready "$name" || fail "testpmd $name not forwarding after 20 s"
+}
+
+_tp_forget() {
+	local name=$1
+	rm -rf "${DPDK_RUNDIR:?}/${TP_PREFIX[$name]}"
+	unset 'TP_PID[$name]'
+}
+
+# tp_stop NAME: SIGINT so that it prints its final stats; SIGKILL after 15 s.
+tp_stop() {
+	local name=$1 pid=${TP_PID[$1]:-}
+	[ -n "$pid" ] || return 0
+	if alive "$pid"; then
+		kill -INT "$pid" 2>/dev/null
+		if ! _wait_pid "$pid" 15; then
+			echo "testpmd $name (pid $pid) ignored SIGINT for 15 s: SIGKILL" >&2
+			kill -KILL "$pid" 2>/dev/null
+			_wait_pid "$pid" 5
+		fi
+	else
+		wait "$pid" 2>/dev/null
+	fi
+	_tp_forget "$name"
+}
+
+tp_kill9() {
+	local name=$1 pid=${TP_PID[$1]:-}
+	[ -n "$pid" ] || return 0
+	kill -KILL "$pid" 2>/dev/null
+	_wait_pid "$pid" 5
+	_tp_forget "$name"
+}
+
+# tp_load NAME [any]: parse testpmd NAME's log (stopped with tp_stop) into S:
+#   S[rx_packets] S[rx_dropped] S[tx_packets] S[tx_dropped] S[rx_nombufs]
+#   S[rx_error]       from the final "Forward statistics for port 0" block
+#                     (RX-dropped is imissed, TX-dropped what tx_burst refused)
+#   S[nic_rx_missed] S[nic_rx_errors] S[nic_rx_nombuf] S[nic_tx_errors]
+#   S[nic_rx_packets] S[nic_tx_packets]
+#                     from the last periodic "NIC statistics" block
+#   S[rx_pps] S[tx_pps]  every periodic Rx-pps / Tx-pps sample, space separated
+#   S[final]          1 when the final block was there
+# Without "any" a missing final block fails the test.
+tp_load() {
+	local name=$1 any=${2:-} out
+	S=()
+	out=$(python3 - "${TP_LOG[$name]}" <<'EOF'
+import re, shlex, sys
+text = open(sys.argv[1], errors="replace").read()
+text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+kv = re.compile(r"([A-Za-z][A-Za-z-]*):\s+(\d+)")
+out = {}
+def key(k):
+    return k.lower().replace("-", "_")
+# Final per-port block (single port): from its header to the end of the
+# accumulated block.
+i = text.rfind("Forward statistics for port 0")
+if i >= 0:
+    block = text[i:]
+    j = block.find("Accumulated forward statistics")
+    if j >= 0:
+        block = block[:j]
+    for k, v in kv.findall(block):
+        out[key(k)] = int(v)
+    out["final"] = 1
+else:
+    out["final"] = 0
+for k in ("rx_packets", "rx_dropped", "tx_packets", "tx_dropped", "rx_nombufs", "rx_error"):
+    out.setdefault(k, 0)
+# Last periodic NIC block.
+blocks = text.split("NIC statistics for port 0")
+nic = {}
+if len(blocks) > 1:
+    for k, v in kv.findall(blocks[-1].split("Throughput")[0]):
+        nic[key(k)] = int(v)
+for k in ("rx_packets", "rx_missed", "rx_errors", "rx_nombuf", "tx_packets", "tx_errors"):
+    out["nic_" + k] = nic.get(k, 0)
+out["rx_pps"] = " ".join(re.findall(r"Rx-pps:\s+(\d+)", text))
+out["tx_pps"] = " ".join(re.findall(r"Tx-pps:\s+(\d+)", text))
+for k, v in out.items():
+    print("S[%s]=%s" % (k, shlex.quote(str(v))))
+EOF
+) || fail "cannot parse ${TP_LOG[$name]}"
+	eval "$out"
+	[ -n "$any" ] || [ "${S[final]}" = 1 ] ||
+		fail "testpmd $name printed no final forward statistics"
+}
+
+# Total of testpmd's drop counters in S (after tp_load).
+tp_drops() {
+	echo $((S[rx_dropped] + S[tx_dropped] + S[rx_nombufs] + S[rx_error] + S[nic_tx_errors]))
+}
+
+# _pmd_parse: read the last JSON line of $PMD_OUT into J and J_QUEUES_*.
+_pmd_parse() {
+	local out
+	J=() J_QUEUES_RX=() J_QUEUES_TX=()
+	PMD_JSON=$(grep '^[[:space:]]*{' "$PMD_OUT" | tail -n 1)
+	[ -n "$PMD_JSON" ] || fail "vuser-pmd printed no JSON (exit $PMD_RC)"
+	out=$(python3 - "$PMD_JSON" <<'EOF'
+import json, shlex, sys
+d = json.loads(sys.argv[1])
+need = ["tx_packets", "rx_packets", "tx_pps", "rx_pps", "dropped", "bad_payload",
+        "lost", "verified", "link", "rx_errors", "tx_errors", "rx_drops", "queues"]
+missing = [k for k in need if k not in d]
+if missing:
+    sys.exit("JSON lacks %s" % ", ".join(missing))
+def num(v):
+    if isinstance(v, bool):
+        return int(v)
+    if not isinstance(v, (int, float)):
+        sys.exit("not a number: %r" % (v,))
+    return v
+for k, v in d.items():
+    if isinstance(v, (bool, int, float)):
+        print("J[%s]=%s" % (k, shlex.quote(str(num(v)))))
+q = d["queues"]
+if not isinstance(q, list) or not q:
+    sys.exit("queues is not a non-empty array")
+rx, tx = [], []
+for e in q:
+    rx.append(str(int(num(e["rx"]))))
+    tx.append(str(int(num(e["tx"]))))
+print("J_QUEUES_RX=(%s)" % " ".join(rx))
+print("J_QUEUES_TX=(%s)" % " ".join(tx))
+EOF
+) || fail "bad JSON from vuser-pmd: $PMD_JSON"
+	eval "$out"
+}
+
+# pmd_run ARGS...: run vuser-pmd --json ARGS in the foreground, at most
+# PMD_TIMEOUT seconds; fail unless it exits 0; parse its JSON into J.
+pmd_run() {
+	_pmd_counter=$((_pmd_counter + 1))
+	PMD_OUT=$T/pmd-$_pmd_counter.out PMD_ERR=$T/pmd-$_pmd_counter.err PMD_JSON=
+	echo "+ vuser-pmd $*"
+	timeout -k 5 "$PMD_TIMEOUT" "$PMD" --json "$@" >"$PMD_OUT" 2>"$PMD_ERR"
+	PMD_RC=$?
+	[ "$PMD_RC" -ne 124 ] && [ "$PMD_RC" -ne 137 ] ||
+		fail "vuser-pmd still running after ${PMD_TIMEOUT} s: killed"
+	[ "$PMD_RC" -eq 0 ] || fail "vuser-pmd exited $PMD_RC"
+	_pmd_parse
+}
+
+# pmd_bg ARGS...: the same in the background (PMD_PID); pmd_wait SECS then
+# waits for it (bounded; SIGKILL and fail after SECS) and parses its JSON.
+pmd_bg() {
+	_pmd_counter=$((_pmd_counter + 1))
+	PMD_OUT=$T/pmd-$_pmd_counter.out PMD_ERR=$T/pmd-$_pmd_counter.err PMD_JSON=
+	echo "+ vuser-pmd $* &"
+	"$PMD" --json "$@" >"$PMD_OUT" 2>"$PMD_ERR" &
+	PMD_PID=$!
+}
+
+pmd_wait() {
+	local secs=$1 pid=$PMD_PID
+	if ! _wait_pid "$pid" "$secs"; then
+		kill -KILL "$pid" 2>/dev/null
+		_wait_pid "$pid" 5
+		PMD_PID=
+		fail "vuser-pmd (pid $pid) still running after $secs s: killed"
+	fi
+	PMD_PID= PMD_RC=$WAIT_RC
+	if [ "$PMD_RC" -ge 128 ]; then
+		fail "vuser-pmd died of signal $((PMD_RC - 128))"
+	fi
+	[ "$PMD_RC" -eq 0 ] || fail "vuser-pmd exited $PMD_RC"
+	_pmd_parse
+}
+
+# One line with vuser-pmd's main counters, for the log.
+pmd_summary() {
+	local k line=
+	for k in tx_packets rx_packets verified lost bad_payload dropped rx_drops rx_errors tx_errors link tx_pps rx_pps; do
+		line+="$k=${J[$k]:-?} "
+	done
+	echo "vuser-pmd: ${line}queues rx=(${J_QUEUES_RX[*]}) tx=(${J_QUEUES_TX[*]})"
+}
+
+tp_summary() {
+	echo "testpmd $1: RX-packets=${S[rx_packets]} RX-dropped=${S[rx_dropped]} TX-packets=${S[tx_packets]} TX-dropped=${S[tx_dropped]} RX-nombufs=${S[rx_nombufs]} RX-error=${S[rx_error]} nic: RX-missed=${S[nic_rx_missed]} RX-errors=${S[nic_rx_errors]} TX-errors=${S[nic_tx_errors]}"
+}
+
+_lib_cleanup() {
+	local rc=$? n
+	trap - EXIT INT TERM
+	if [ -n "$PMD_PID" ] && alive "$PMD_PID"; then
+		kill -KILL "$PMD_PID" 2>/dev/null
+		_wait_pid "$PMD_PID" 5
+	fi
+	for n in "${!TP_PID[@]}"; do
+		tp_stop "$n" >/dev/null 2>&1
+	done
+	rm -rf "$T"
+	exit "$rc"
+}
+trap _lib_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
