@@ -45,6 +45,7 @@ struct opts {
 	bool json;
 	unsigned window;         /* echo: frames in flight per queue, 0 = auto */
 	unsigned drain_ms;
+	unsigned active_queues;  /* 0: all */
 };
 
 struct qstate {
@@ -100,6 +101,7 @@ static void usage(FILE *f)
 		"  --json               print one JSON summary object on stdout at the end\n"
 		"  --window N           echo: frames in flight per queue (default: half an rx ring)\n"
 		"  --drain-ms MS        echo: how long to wait for the last frames (default 2000)\n"
+		"  --active-queues N    use only the first N queue pairs (control queue MQ command)\n"
 		"exit: 0 run completed, 1 port could not be opened, 2 usage error\n",
 		MAX_BURST);
 }
@@ -129,6 +131,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ "window", required_argument, NULL, 'w' },
 		{ "drain-ms", required_argument, NULL, 'D' },
+		{ "active-queues", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -231,6 +234,14 @@ bad_size:
 				return -1;
 			}
 			o->drain_ms = (unsigned)v;
+			break;
+		case 'A':
+			if (parse_u64(optarg, &v) || v < 1 || v > VUSER_MAX_QUEUE_PAIRS) {
+				fprintf(stderr, "vuser-pmd: --active-queues %s: want 1..%d\n", optarg,
+					VUSER_MAX_QUEUE_PAIRS);
+				return -1;
+			}
+			o->active_queues = (unsigned)v;
 			break;
 		case 'h':
 			usage(stdout);
@@ -625,12 +636,12 @@ static void report(struct run *r)
 		printf("{\"mode\":\"%s\",\"elapsed\":%.3f,\"tx_packets\":%" PRIu64 ",\"rx_packets\":%" PRIu64
 		       ",\"tx_bytes\":%" PRIu64 ",\"rx_bytes\":%" PRIu64 ",\"tx_pps\":%.0f,\"rx_pps\":%.0f"
 		       ",\"dropped\":%" PRIu64 ",\"bad_payload\":%" PRIu64 ",\"lost\":%" PRIu64
-		       ",\"verified\":%" PRIu64 ",\"link\":%d,\"down_bursts_ok\":%s"
+		       ",\"verified\":%" PRIu64 ",\"active_queues\":%u,\"link\":%d,\"down_bursts_ok\":%s"
 		       ",\"rx_errors\":%" PRIu64 ",\"tx_errors\":%" PRIu64 ",\"rx_drops\":%" PRIu64
 		       ",\"tx_drops\":%" PRIu64 ",\"queues\":[",
 		       mode_names[r->o.mode], el, r->tx_packets, r->rx_packets, r->tx_bytes, r->rx_bytes,
 		       (double)r->tx_packets / el, (double)r->rx_packets / el, r->dropped,
-		       r->bad_payload, lost, r->verified, r->link_lost ? 0 : 1,
+		       r->bad_payload, lost, r->verified, r->info.active_queues, r->link_lost ? 0 : 1,
 		       r->down_bursts_nonzero ? "false" : "true", rx_err, tx_err, rx_drops, tx_drops);
 		for (unsigned q = 0; q < r->nq; q++)
 			printf("%s{\"rx\":%" PRIu64 ",\"tx\":%" PRIu64 "}", q ? "," : "", r->q[q].rx,
@@ -678,6 +689,12 @@ int main(int argc, char **argv)
 	if (err) {
 		/* The library has already said why on stderr. */
 		fprintf(stderr, "vuser-pmd: cannot open port: %s\n", strerror(-err));
+		return 1;
+	}
+	if (r.o.active_queues && (err = vuser_port_set_queue_pairs(r.port, r.o.active_queues))) {
+		fprintf(stderr, "vuser-pmd: --active-queues %u: %s\n", r.o.active_queues,
+			vuser_last_error());
+		vuser_port_close(r.port);
 		return 1;
 	}
 	vuser_port_info(r.port, &r.info);
