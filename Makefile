@@ -20,7 +20,7 @@ CFLAGS_COMMON := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 LIB_CFLAGS := $(CFLAGS_COMMON) -fvisibility=hidden
 LDLIBS := -lpthread
 
-LIB_SRCS := $(wildcard src/base/*.c src/ring/*.c src/backend/*.c src/port/*.c)
+LIB_SRCS := $(wildcard src/base/*.c src/ring/*.c src/backend/*.c src/port/*.c src/vhost/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 TOOLS := $(BUILD)/vuser-pmd
 TEST_SRCS := $(wildcard tests/test_*.c)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * vuser-pmd: a testpmd for one vuser port. It forwards, generates or sinks
+ * vuser-pmd: a testpmd for one vuser port (driver side, --port) or one vuser
+ * vhost device (device side, --vhost). It forwards, generates or sinks
  * frames, and in echo mode verifies every frame that a peer sends back.
  * It uses the public API only.
  */
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vuser/vhost.h"
 #include "vuser/vuser.h"
 
 enum mode { M_TXONLY, M_RXONLY, M_IO, M_MACSWAP, M_ECHO };
@@ -35,6 +37,8 @@ static const char *const mode_names[] = { "txonly", "rxonly", "io", "macswap", "
 
 struct opts {
 	const char *devargs;
+	bool vhost;              /* devargs name a vhost device, not a port */
+	double wait_ready;       /* vhost: seconds to wait for a frontend */
 	enum mode mode;
 	uint32_t size_min, size_max;
 	uint64_t count;          /* 0: no limit */
@@ -56,6 +60,7 @@ struct qstate {
 struct run {
 	struct opts o;
 	struct vuser_port *port;
+	struct vuser_vhost *vhost;
 	struct vuser_port_info info;
 	unsigned nq;
 	struct qstate q[VUSER_MAX_QUEUE_PAIRS];
@@ -89,8 +94,10 @@ static double now(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: vuser-pmd --port DEVARGS [options]\n"
-		"  --port DEVARGS       e.g. path=/run/vhost.sock,queues=2 (keys as DPDK virtio_user)\n"
+		"usage: vuser-pmd --port DEVARGS | --vhost DEVARGS [options]\n"
+		"  --port DEVARGS       driver side: path=/run/vhost.sock,queues=2 (keys as DPDK virtio_user)\n"
+		"  --vhost DEVARGS      device side: path=/run/vhost.sock[,client=1,queues=N,...]\n"
+		"  --wait-ready S       --vhost: how long to wait for a frontend (default 60)\n"
 		"  --mode MODE          txonly | rxonly | io | macswap | echo (default io)\n"
 		"  --pkt-size N|MIN-MAX frame bytes without FCS, 60..65535 (default 64; echo 64-1518)\n"
 		"  --count N            txonly/echo: send N frames; others: stop after N received\n"
@@ -121,6 +128,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
 		{ "port", required_argument, NULL, 'p' },
+		{ "vhost", required_argument, NULL, 'V' },
+		{ "wait-ready", required_argument, NULL, 'W' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "pkt-size", required_argument, NULL, 's' },
 		{ "count", required_argument, NULL, 'n' },
@@ -141,12 +150,29 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	int c;
 
 	*o = (struct opts){ .mode = M_IO, .size_min = 64, .size_max = 64, .burst = 32,
-			    .cpu = -1, .drain_ms = 2000 };
+			    .cpu = -1, .drain_ms = 2000, .wait_ready = 60 };
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 'p':
+		case 'V':
+			if (o->devargs) {
+				fprintf(stderr, "vuser-pmd: give one of --port and --vhost, once\n");
+				return -1;
+			}
 			o->devargs = optarg;
+			o->vhost = c == 'V';
 			break;
+		case 'W': {
+			double d = strtod(optarg, &end);
+
+			if (*end || d <= 0) {
+				fprintf(stderr, "vuser-pmd: --wait-ready %s: want a positive number of seconds\n",
+					optarg);
+				return -1;
+			}
+			o->wait_ready = d;
+			break;
+		}
 		case 'm': {
 			unsigned i;
 
@@ -255,8 +281,12 @@ bad_size:
 		fprintf(stderr, "vuser-pmd: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
+	if (o->vhost && o->active_queues) {
+		fprintf(stderr, "vuser-pmd: --active-queues applies to --port only\n");
+		return -1;
+	}
 	if (!o->devargs) {
-		fprintf(stderr, "vuser-pmd: --port DEVARGS is required\n");
+		fprintf(stderr, "vuser-pmd: --port DEVARGS or --vhost DEVARGS is required\n");
 		usage(stderr);
 		return -1;
 	}
@@ -398,17 +428,59 @@ static void build_template(uint8_t *t, const uint8_t *src, const uint8_t *dst, u
 
 /* --------------------------------------------------------------- datapath */
 
+/* The two roles behind one set of calls. */
+static int ep_alloc(struct run *r, struct vuser_buf **b, unsigned n)
+{
+	return r->vhost ? vuser_vhost_buf_alloc_bulk(r->vhost, b, n)
+			: vuser_buf_alloc_bulk(r->port, b, n);
+}
+
+static int ep_rx(struct run *r, unsigned q, struct vuser_buf **b, unsigned n)
+{
+	return r->vhost ? vuser_vhost_rx_burst(r->vhost, q, b, n) : vuser_rx_burst(r->port, q, b, n);
+}
+
+static int ep_tx(struct run *r, unsigned q, struct vuser_buf **b, unsigned n)
+{
+	return r->vhost ? vuser_vhost_tx_burst(r->vhost, q, b, n) : vuser_tx_burst(r->port, q, b, n);
+}
+
+/* 1 when frames can move. Also does the waiting control work. */
+static int ep_link(struct run *r)
+{
+	if (r->vhost) {
+		vuser_vhost_process(r->vhost);
+		return vuser_vhost_ready(r->vhost);
+	}
+	vuser_port_process(r->port);
+	return vuser_port_link(r->port);
+}
+
+static void ep_stats(struct run *r, struct vuser_port_stats *st)
+{
+	if (r->vhost)
+		vuser_vhost_stats(r->vhost, st);
+	else
+		vuser_port_stats(r->port, st);
+}
+
+static void ep_close(struct run *r)
+{
+	vuser_port_close(r->port);
+	vuser_vhost_close(r->vhost);
+}
+
 static void check_bursts_after_down(struct run *r)
 {
 	struct vuser_buf *b[32];
 
 	/* The contract: with the link down, bursts move nothing. */
 	for (unsigned q = 0; q < r->nq; q++) {
-		if (vuser_rx_burst(r->port, q, b, 32) != 0)
+		if (ep_rx(r, q, b, 32) != 0)
 			r->down_bursts_nonzero = true;
-		if (!vuser_buf_alloc_bulk(r->port, b, 1)) {
+		if (!ep_alloc(r, b, 1)) {
 			b[0]->data_len = b[0]->pkt_len = 64;
-			if (vuser_tx_burst(r->port, q, b, 1) != 0)
+			if (ep_tx(r, q, b, 1) != 0)
 				r->down_bursts_nonzero = true;
 			else
 				vuser_buf_free(b[0]);
@@ -421,7 +493,7 @@ static void do_tx(struct run *r, unsigned q, unsigned n, uint8_t *scratch)
 	struct vuser_buf *b[MAX_BURST];
 	int sent;
 
-	if (!n || vuser_buf_alloc_bulk(r->port, b, n))
+	if (!n || ep_alloc(r, b, n))
 		return;
 	for (unsigned i = 0; i < n; i++) {
 		if (r->o.mode == M_ECHO) {
@@ -443,7 +515,7 @@ static void do_tx(struct run *r, unsigned q, unsigned n, uint8_t *scratch)
 			}
 		}
 	}
-	sent = vuser_tx_burst(r->port, q, b, n);
+	sent = ep_tx(r, q, b, n);
 	if (sent < 0)
 		sent = 0;
 	for (int i = 0; i < sent; i++)
@@ -466,7 +538,7 @@ static void do_tx(struct run *r, unsigned q, unsigned n, uint8_t *scratch)
 static void do_rx(struct run *r, unsigned q, uint8_t *scratch)
 {
 	struct vuser_buf *b[MAX_BURST];
-	int n = vuser_rx_burst(r->port, q, b, r->o.burst);
+	int n = ep_rx(r, q, b, r->o.burst);
 
 	if (n <= 0)
 		return;
@@ -500,7 +572,7 @@ static void do_rx(struct run *r, unsigned q, uint8_t *scratch)
 		}
 		/* fall through */
 	case M_IO: {
-		int sent = vuser_tx_burst(r->port, q, b, (unsigned)n);
+		int sent = ep_tx(r, q, b, (unsigned)n);
 
 		if (sent < 0)
 			sent = 0;
@@ -575,14 +647,20 @@ static void run_loop(struct run *r)
 			continue;
 		double t = now();
 
-		if (vuser_port_process(r->port) > 0 || !vuser_port_link(r->port)) {
+		if (!ep_link(r)) {
 			if (link) {
 				link = false;
 				r->link_lost = true;
-				fprintf(stderr, "vuser-pmd: link down: the backend went away\n");
+				fprintf(stderr, "vuser-pmd: link down: the %s went away\n",
+					r->vhost ? "frontend" : "backend");
 				check_bursts_after_down(r);
 			}
-			break;
+			/* A port cannot come back yet; a vhost device waits for the next frontend. */
+			if (!r->vhost)
+				break;
+		} else if (!link) {
+			link = true;
+			fprintf(stderr, "vuser-pmd: link up\n");
 		}
 		if (t >= t_next_stats) {
 			live_line(r, t, t - t_last_stats, r->tx_packets - last_tx,
@@ -625,7 +703,7 @@ static void report(struct run *r)
 
 	if (el <= 0)
 		el = 1e-9;
-	vuser_port_stats(r->port, &st);
+	ep_stats(r, &st);
 	for (unsigned q = 0; q < st.nb_queues; q++) {
 		rx_err += st.rx[q].errors;
 		tx_err += st.tx[q].errors;
@@ -685,19 +763,40 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	err = vuser_port_open(r.o.devargs, &r.port);
-	if (err) {
-		/* The library has already said why on stderr. */
-		fprintf(stderr, "vuser-pmd: cannot open port: %s\n", strerror(-err));
-		return 1;
+	if (r.o.vhost) {
+		struct vuser_vhost_info vi;
+
+		err = vuser_vhost_open(r.o.devargs, &r.vhost);
+		if (err) {
+			fprintf(stderr, "vuser-pmd: cannot open vhost device: %s\n", strerror(-err));
+			return 1;
+		}
+		if (vuser_vhost_wait_ready(r.vhost, (int)(r.o.wait_ready * 1000)) != 1) {
+			fprintf(stderr, "vuser-pmd: no frontend became ready within %.0f s\n",
+				r.o.wait_ready);
+			vuser_vhost_close(r.vhost);
+			return 1;
+		}
+		vuser_vhost_info(r.vhost, &vi);
+		r.info.queues = vi.queues;
+		r.info.active_queues = vi.queues;
+		r.info.queue_size = 256;
+		memcpy(r.info.mac, vi.mac, 6);
+	} else {
+		err = vuser_port_open(r.o.devargs, &r.port);
+		if (err) {
+			/* The library has already said why on stderr. */
+			fprintf(stderr, "vuser-pmd: cannot open port: %s\n", strerror(-err));
+			return 1;
+		}
+		if (r.o.active_queues && (err = vuser_port_set_queue_pairs(r.port, r.o.active_queues))) {
+			fprintf(stderr, "vuser-pmd: --active-queues %u: %s\n", r.o.active_queues,
+				vuser_last_error());
+			vuser_port_close(r.port);
+			return 1;
+		}
+		vuser_port_info(r.port, &r.info);
 	}
-	if (r.o.active_queues && (err = vuser_port_set_queue_pairs(r.port, r.o.active_queues))) {
-		fprintf(stderr, "vuser-pmd: --active-queues %u: %s\n", r.o.active_queues,
-			vuser_last_error());
-		vuser_port_close(r.port);
-		return 1;
-	}
-	vuser_port_info(r.port, &r.info);
 	r.nq = r.info.queues;
 	r.next_size = r.o.size_min;
 	memcpy(r.peer_mac, (const uint8_t[6]){ 0x02, 0, 0, 0, 0, 0x01 }, 6);
@@ -705,13 +804,13 @@ int main(int argc, char **argv)
 		r.seen = calloc(SEQ_RING / 64, sizeof(uint64_t));
 		if (!r.seen) {
 			fprintf(stderr, "vuser-pmd: out of memory\n");
-			vuser_port_close(r.port);
+			ep_close(&r);
 			return 1;
 		}
 	}
 	run_loop(&r);
 	report(&r);
 	free(r.seen);
-	vuser_port_close(r.port);
+	ep_close(&r);
 	return 0;
 }

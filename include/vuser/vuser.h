@@ -190,8 +190,22 @@ int vuser_port_stats(struct vuser_port *p, struct vuser_port_stats *st);
  * port's shared arena. A frame larger than one segment is a chain linked by
  * `next`; the first segment holds pkt_len and nb_segs.
  * The program may read every field and write data_off, data_len, pkt_len,
- * nb_segs and next; the rest belongs to the library.
+ * nb_segs, next and vnet; the rest belongs to the library.
  */
+/*
+ * The offload part of a frame's virtio-net header (virtio 1.1, 5.1.6), kept
+ * beside the frame: a vhost device fills it from what the frontend sent and
+ * passes it on when the frontend negotiated the matching offload.
+ */
+struct vuser_net_hdr {
+	uint8_t flags;          /* VIRTIO_NET_HDR_F_NEEDS_CSUM, _DATA_VALID */
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+};
+
 struct vuser_buf {
 	uint8_t *base;          /* start of the segment's room (headroom first) */
 	uint16_t data_off;      /* data starts at base + data_off */
@@ -202,6 +216,7 @@ struct vuser_buf {
 	struct vuser_buf *next;
 	struct vuser_pool *pool;
 	uint64_t iova;          /* address of base as the backend knows it */
+	struct vuser_net_hdr vnet; /* first segment; zero unless an offload is in use */
 };
 
 static inline uint8_t *vuser_buf_data(const struct vuser_buf *b)

@@ -90,9 +90,12 @@ static int vhu_read_reply(struct vhu *u, uint32_t req, void *payload, uint32_t w
 		return verr(-EPROTO, "%s: backend %s replied with %u bytes, expected %u",
 			    vhu_name(req), u->path, msg.hdr.size, want);
 	err = vsock_recv(u->fd, &msg.payload, want, NULL, NULL, 0, VHU_REPLY_TIMEOUT_MS);
+	if (err == -EBADMSG)
+		return verr(-EPROTO, "%s: backend %s sent file descriptors with its reply",
+			    vhu_name(req), u->path);
 	if (err)
-		return verr(err == -EBADMSG ? -EPROTO : err, "%s: reading the reply payload from %s: %s",
-			    vhu_name(req), u->path, strerror(-err));
+		return verr(err, "%s: reading the reply payload from %s: %s", vhu_name(req), u->path,
+			    err == -ECONNRESET ? "backend closed the connection" : strerror(-err));
 	memcpy(payload, &msg.payload, want);
 	return 0;
 }
@@ -119,6 +122,9 @@ static int vhu_request(struct vhu *u, uint32_t req, const void *payload, uint32_
 	if (size)
 		memcpy(wire + VHOST_USER_HDR_SIZE, payload, size);
 	err = vsock_send(u->fd, wire, VHOST_USER_HDR_SIZE + size, fds, nfds);
+	if (err == -EPIPE || err == -ECONNRESET)
+		return verr(-ECONNRESET, "%s: sending to %s: backend closed the connection",
+			    vhu_name(req), u->path);
 	if (err)
 		return verr(err, "%s: sending to %s: %s", vhu_name(req), u->path, strerror(-err));
 	if (reply)

@@ -1,25 +1,25 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * A port's configuration: the defaults, the devargs parser and the checks.
+ * Configurations from devargs strings: the port's (vuser.h) and the vhost
+ * device's (vhost.h), each described by a table of keys that one parser and
+ * one checker walk, so that both read and refuse values the same way.
  *
- * The keys and defaults are DPDK virtio_user's, so that a devargs string
- * written for it means the same here. The parser is stricter: DPDK reads
- * numbers with strtoull() and silently takes whatever prefix parses, so
+ * The port's keys and defaults are DPDK virtio_user's, so that a devargs
+ * string written for it means the same here. The parser is stricter: DPDK
+ * reads numbers with strtoull() and silently takes whatever prefix parses, so
  * "queue_size=256k" is 256 and "queues=-1" is 2^64 - 1; vuser refuses any
  * value it would have to guess at, and says which one.
  */
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "base/log.h"
+#include "vuser/vhost.h"
 
-/* The virtio split ring's limit on Queue Size. */
-#define QUEUE_SIZE_MAX 32768
-
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /*
  * The most characters of the input quoted in one message: the last-error
@@ -38,36 +38,141 @@ struct span {
 	(int)((sp).len > QUOTE_MAX ? QUOTE_MAX : (sp).len), (sp).s,     \
 	(sp).len > QUOTE_MAX ? "..." : ""
 
+/* ------------------------------------------------------------ the tables */
+
+enum key_kind {
+	KEY_STRING,     /* char[size], NUL-terminated */
+	KEY_FLAG,       /* bool, from "0" or "1" */
+	KEY_COUNT,      /* unsigned, within a struct range */
+	KEY_MAC,        /* uint8_t[6], a station's address */
+};
+
+struct range {
+	unsigned long long min, max;
+	bool pow2;      /* virtio split rings: Queue Size must be a power of two */
+	bool zero_auto; /* 0 below min still means "let the library pick" */
+};
+
+struct key {
+	const char *name;
+	enum key_kind kind;
+	size_t off;                     /* of the value in the config struct */
+	size_t size;                    /* KEY_STRING: bytes, NUL included */
+	const struct range *range;      /* KEY_COUNT */
+	/*
+	 * A bool that records the key was given: a MAC is only checked once
+	 * set, and the port's cq default depends on whether cq was given.
+	 */
+	bool marked;
+	size_t mark_off;
+	const char *mandatory;          /* what the value names, if it must be given */
+};
+
 /*
- * The rules on values, shared by the parser (which quotes the value as
+ * The offset of T's member m, refused at compile time unless m has type C
+ * (arrays as their element pointer): the tables store through untyped
+ * offsets, where a bool taken for an unsigned would corrupt its neighbours.
+ */
+#define FIELD(T, m, C)                                                          \
+	(offsetof(T, m) + 0 * sizeof(char[_Generic(((T *)0)->m, C: 1, default: -1)]))
+
+#define STRING(T, m) .kind = KEY_STRING, .off = FIELD(T, m, char *), .size = sizeof(((T *)0)->m)
+#define FLAG(T, m) .kind = KEY_FLAG, .off = FIELD(T, m, bool)
+#define COUNT(T, m, r) .kind = KEY_COUNT, .off = FIELD(T, m, unsigned), .range = &(r)
+#define MARK(T, m) .marked = true, .mark_off = FIELD(T, m, bool)
+/* The parser writes all six bytes. */
+#define MAC(T, m, set)                                                          \
+	.kind = KEY_MAC,                                                        \
+	.off = FIELD(T, m, uint8_t *) + 0 * sizeof(char[sizeof(((T *)0)->m) == 6 ? 1 : -1]), \
+	MARK(T, set)
+
+static const struct range queue_pairs_range = { .min = 1, .max = VUSER_MAX_QUEUE_PAIRS };
+/* The virtio split ring's limit on Queue Size. */
+static const struct range queue_size_range = { .min = 1, .max = 32768, .pow2 = true };
+static const struct range mem_slots_range = { .min = 1, .max = VUSER_VHOST_MAX_MEM_SLOTS };
+/* vhost.h's bounds; 0 leaves the size to the device, from queues. */
+static const struct range pool_range = { .min = 64, .max = 1048576, .zero_auto = true };
+
+#define P struct vuser_port_config
+/* In the order the checker reports them: the socket first. */
+static const struct key port_keys[] = {
+	{ "path", STRING(P, path), .mandatory = "vhost-user socket" },
+	{ "iface", STRING(P, iface) },
+	{ "queues", COUNT(P, queues, queue_pairs_range) },
+	{ "queue_size", COUNT(P, queue_size, queue_size_range) },
+	{ "mac", MAC(P, mac, mac_set) },
+	{ "cq", FLAG(P, cq), MARK(P, cq_set) },
+	{ "server", FLAG(P, server) },
+	{ "mrg_rxbuf", FLAG(P, mrg_rxbuf) },
+	{ "in_order", FLAG(P, in_order) },
+	{ "packed_vq", FLAG(P, packed_vq) },
+};
+#undef P
+
+#define V struct vuser_vhost_config
+static const struct key vhost_keys[] = {
+	{ "path", STRING(V, path), .mandatory = "vhost-user socket" },
+	{ "client", FLAG(V, client) },
+	{ "queues", COUNT(V, queues, queue_pairs_range) },
+	{ "mac", MAC(V, mac, mac_set) },
+	{ "mrg_rxbuf", FLAG(V, mrg_rxbuf) },
+	{ "in_order", FLAG(V, in_order) },
+	{ "indirect", FLAG(V, indirect) },
+	{ "event_idx", FLAG(V, event_idx) },
+	{ "mem_slots", COUNT(V, mem_slots, mem_slots_range) },
+	{ "pool", COUNT(V, pool, pool_range) },
+};
+#undef V
+
+/* The parser remembers the keys seen in one unsigned. */
+_Static_assert(ARRAY_SIZE(port_keys) <= 32, "too many port keys");
+_Static_assert(ARRAY_SIZE(vhost_keys) <= 32, "too many vhost keys");
+
+static void *field(void *cfg, size_t off)
+{
+	return (char *)cfg + off;
+}
+
+static const void *cfield(const void *cfg, size_t off)
+{
+	return (const char *)cfg + off;
+}
+
+/* ------------------------------------------------------------- the rules */
+
+/*
+ * The rules on values are shared by the parser (which quotes the value as
  * written, "0x12c") and the checker (which can only print the number, 300).
- * Each returns why the value is refused and sets *err, or returns NULL.
+ * Each returns why the value is refused (and sets *err), or NULL.
  */
 
 /*
  * Above the limit is -ERANGE even for a power of two, so that 65536 reads as
  * too large rather than malformed; 0 and the other non-powers are -EINVAL.
  */
-static const char *queue_size_bad(unsigned long long n, int *err)
+static const char *range_bad(const struct range *r, unsigned long long n, int *err,
+			     char *why, size_t size)
 {
-	if (n > QUEUE_SIZE_MAX) {
-		*err = -ERANGE;
-		return "out of range: a power of two in 1.." STR(QUEUE_SIZE_MAX);
-	}
-	if (n == 0 || (n & (n - 1))) {
-		*err = -EINVAL;
-		return "not a power of two in 1.." STR(QUEUE_SIZE_MAX);
-	}
-	return NULL;
-}
+	char span[80];
 
-static const char *queues_bad(unsigned long long n, int *err)
-{
-	if (n == 0 || n > VUSER_MAX_QUEUE_PAIRS) {
+	if (r->zero_auto && n == 0)
+		return NULL;
+	snprintf(span, sizeof(span), "%s%s%llu..%llu", r->zero_auto ? "0 (auto) or " : "",
+		 r->pow2 ? "a power of two in " : "", r->min, r->max);
+	if (n > r->max) {
 		*err = -ERANGE;
-		return "out of range 1.." STR(VUSER_MAX_QUEUE_PAIRS);
+	} else if (r->pow2 && (n == 0 || (n & (n - 1)))) {
+		*err = -EINVAL;
+		snprintf(why, size, "not %s", span);
+		return why;
+	} else if (n < r->min) {
+		*err = -ERANGE;
+	} else {
+		return NULL;
 	}
-	return NULL;
+	/* A span that starts with words reads as a sentence of its own. */
+	snprintf(why, size, "out of range%s%s", r->pow2 || r->zero_auto ? ": " : " ", span);
+	return why;
 }
 
 /* The device would answer to every station in the group, or to none. */
@@ -81,6 +186,20 @@ static const char *mac_bad(const uint8_t mac[6])
 		return "the all-zero address";
 	return NULL;
 }
+
+/* Whether path names a character device, without touching errno. */
+static bool is_chrdev(const char *path)
+{
+	int saved_errno = errno;
+	struct stat st;
+	bool chrdev;
+
+	chrdev = !stat(path, &st) && S_ISCHR(st.st_mode);
+	errno = saved_errno;
+	return chrdev;
+}
+
+/* -------------------------------------------------------------- parsing */
 
 static int hex_digit(char c)
 {
@@ -142,34 +261,23 @@ static int parse_flag(struct span item, struct span v, bool *flag)
 	return 0;
 }
 
-static int parse_count(struct span item, struct span v, unsigned *dst,
-		       const char *(*bad)(unsigned long long n, int *err))
+static int parse_count(struct span item, struct span v, unsigned *dst, const struct range *r)
 {
 	unsigned long long n;
-	const char *why;
+	char why[128];
 	int err;
 
 	if (!parse_number(v, &n))
 		return verr(-EINVAL, "devargs: %.*s%s: not a number (decimal, or hex after 0x)",
 			    QUOTE(item));
-	why = bad(n, &err);
-	if (why)
+	/* Before the cast: 2^32 + 1 must not pass as 1. */
+	if (range_bad(r, n, &err, why, sizeof(why)))
 		return verr(err, "devargs: %.*s%s: %s", QUOTE(item), why);
 	*dst = (unsigned)n;
 	return 0;
 }
 
-static int parse_path(struct span item, struct span v, struct vuser_port_config *cfg)
-{
-	return parse_string(item, v, cfg->path, sizeof(cfg->path));
-}
-
-static int parse_iface(struct span item, struct span v, struct vuser_port_config *cfg)
-{
-	return parse_string(item, v, cfg->iface, sizeof(cfg->iface));
-}
-
-static int parse_mac(struct span item, struct span v, struct vuser_port_config *cfg)
+static int parse_mac(struct span item, struct span v, uint8_t *dst)
 {
 	uint8_t mac[6];
 	const char *why;
@@ -187,125 +295,174 @@ static int parse_mac(struct span item, struct span v, struct vuser_port_config *
 	why = mac_bad(mac);
 	if (why)
 		return verr(-EINVAL, "devargs: %.*s%s: %s", QUOTE(item), why);
-	memcpy(cfg->mac, mac, sizeof(mac));
-	cfg->mac_set = true;
+	memcpy(dst, mac, sizeof(mac));
 	return 0;
 
 malformed:
 	return verr(-EINVAL, "devargs: %.*s%s: not xx:xx:xx:xx:xx:xx in hex", QUOTE(item));
 }
 
-static int parse_queue_size(struct span item, struct span v, struct vuser_port_config *cfg)
+static int parse_value(const struct key *k, struct span item, struct span v, void *cfg)
 {
-	return parse_count(item, v, &cfg->queue_size, queue_size_bad);
+	void *dst = field(cfg, k->off);
+	int ret = 0;
+
+	switch (k->kind) {
+	case KEY_STRING:
+		ret = parse_string(item, v, dst, k->size);
+		break;
+	case KEY_FLAG:
+		ret = parse_flag(item, v, dst);
+		break;
+	case KEY_COUNT:
+		ret = parse_count(item, v, dst, k->range);
+		break;
+	case KEY_MAC:
+		ret = parse_mac(item, v, dst);
+		break;
+	}
+	if (!ret && k->marked)
+		*(bool *)field(cfg, k->mark_off) = true;
+	return ret;
 }
 
-static int parse_queues(struct span item, struct span v, struct vuser_port_config *cfg)
-{
-	return parse_count(item, v, &cfg->queues, queues_bad);
-}
-
-static int parse_cq(struct span item, struct span v, struct vuser_port_config *cfg)
-{
-	cfg->cq_set = true;
-	return parse_flag(item, v, &cfg->cq);
-}
-
-static int parse_server(struct span item, struct span v, struct vuser_port_config *cfg)
-{
-	return parse_flag(item, v, &cfg->server);
-}
-
-static int parse_mrg_rxbuf(struct span item, struct span v, struct vuser_port_config *cfg)
-{
-	return parse_flag(item, v, &cfg->mrg_rxbuf);
-}
-
-static int parse_in_order(struct span item, struct span v, struct vuser_port_config *cfg)
-{
-	return parse_flag(item, v, &cfg->in_order);
-}
-
-static int parse_packed_vq(struct span item, struct span v, struct vuser_port_config *cfg)
-{
-	return parse_flag(item, v, &cfg->packed_vq);
-}
-
-static const struct devarg_key {
-	const char *name;
-	int (*parse)(struct span item, struct span v, struct vuser_port_config *cfg);
-} keys[] = {
-	{ "path", parse_path },
-	{ "mac", parse_mac },
-	{ "cq", parse_cq },
-	{ "queue_size", parse_queue_size },
-	{ "queues", parse_queues },
-	{ "iface", parse_iface },
-	{ "server", parse_server },
-	{ "mrg_rxbuf", parse_mrg_rxbuf },
-	{ "in_order", parse_in_order },
-	{ "packed_vq", parse_packed_vq },
-};
-
-static int find_key(struct span key)
+static const struct key *find_key(const struct key *keys, size_t nb, struct span name)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (strlen(keys[i].name) == key.len && !memcmp(keys[i].name, key.s, key.len))
-			return (int)i;
-	return -1;
+	for (i = 0; i < nb; i++)
+		if (strlen(keys[i].name) == name.len && !memcmp(keys[i].name, name.s, name.len))
+			return &keys[i];
+	return NULL;
 }
 
 /*
- * who prefixes the messages: "devargs" when the values came from a string,
- * "config" when the program filled the struct.
+ * Parse devargs into cfg (already holding the defaults), item by item; the
+ * checks across keys are the caller's, once every item is in.
+ */
+static int parse_items(const struct key *keys, size_t nb, const char *devargs, void *cfg)
+{
+	struct span all, item, name, v;
+	const char *p, *end, *eq;
+	const struct key *k;
+	unsigned seen = 0, bit;
+	size_t i;
+	int ret;
+
+	if (!devargs || !*devargs) {
+		for (i = 0; i < nb; i++)
+			if (keys[i].mandatory)
+				return verr(-EINVAL, "devargs empty: %s=<%s> is mandatory",
+					    keys[i].name, keys[i].mandatory);
+		return 0;
+	}
+	all = (struct span){ devargs, strlen(devargs) };
+
+	for (p = devargs;; p = end + 1) {
+		end = strchrnul(p, ',');
+		item = (struct span){ p, (size_t)(end - p) };
+		if (!item.len)
+			return verr(-EINVAL, "devargs \"%.*s%s\": empty item (leading, trailing or double ',')",
+				    QUOTE(all));
+		eq = memchr(p, '=', item.len);
+		if (!eq)
+			return verr(-EINVAL, "devargs: \"%.*s%s\": not key=value", QUOTE(item));
+		name = (struct span){ p, (size_t)(eq - p) };
+		v = (struct span){ eq + 1, (size_t)(end - eq - 1) };
+		if (!name.len)
+			return verr(-EINVAL, "devargs: \"%.*s%s\": empty key", QUOTE(item));
+		k = find_key(keys, nb, name);
+		if (!k)
+			return verr(-EINVAL, "devargs: %.*s%s: unknown key", QUOTE(item));
+		/*
+		 * Which of the two was meant is a guess. DPDK takes the default
+		 * for a doubled key (and calls a doubled path missing): worse.
+		 */
+		bit = 1u << (k - keys);
+		if (seen & bit)
+			return verr(-EINVAL, "devargs: %.*s%s: %s given twice", QUOTE(item), k->name);
+		seen |= bit;
+		if (!v.len)
+			return verr(-EINVAL, "devargs: %s=: empty value", k->name);
+		ret = parse_value(k, item, v, cfg);
+		if (ret < 0)
+			return ret;
+		if (!*end)
+			return 0;
+	}
+}
+
+/* ------------------------------------------------------------- checking */
+
+/*
+ * The rules of each key on its own, in table order. who prefixes the
+ * messages: "devargs" when the values came from a string, "config" when the
+ * program filled the struct.
+ */
+static int check_keys(const struct key *keys, size_t nb, const void *cfg, const char *who)
+{
+	const struct key *k;
+	const uint8_t *mac;
+	const char *why, *s;
+	char buf[128];
+	unsigned n;
+	size_t len;
+	int err;
+
+	for (k = keys; k < keys + nb; k++) {
+		switch (k->kind) {
+		case KEY_STRING:
+			s = cfield(cfg, k->off);
+			len = strnlen(s, k->size);
+			if (len == k->size)
+				return verr(-ENAMETOOLONG, "%s: %s=%.*s: not NUL-terminated within %zu bytes",
+					    who, k->name, (int)k->size, s, k->size);
+			if (!len && k->mandatory)
+				return verr(-EINVAL, "%s: %s is mandatory (%s=<%s>)",
+					    who, k->name, k->name, k->mandatory);
+			break;
+		case KEY_FLAG:
+			break;
+		case KEY_COUNT:
+			n = *(const unsigned *)cfield(cfg, k->off);
+			if (range_bad(k->range, n, &err, buf, sizeof(buf)))
+				return verr(err, "%s: %s=%u: %s", who, k->name, n, buf);
+			break;
+		case KEY_MAC:
+			if (k->marked && !*(const bool *)cfield(cfg, k->mark_off))
+				break;
+			mac = cfield(cfg, k->off);
+			why = mac_bad(mac);
+			if (why)
+				return verr(-EINVAL, "%s: %s=%02x:%02x:%02x:%02x:%02x:%02x: %s",
+					    who, k->name, mac[0], mac[1], mac[2], mac[3],
+					    mac[4], mac[5], why);
+			break;
+		}
+	}
+	return 0;
+}
+
+/*
  * Wrong values are reported before unsupported features: those are the
  * caller's to fix whatever vuser learns to support later.
  */
-static int check(const struct vuser_port_config *cfg, const char *who)
+static int port_check(const struct vuser_port_config *cfg, const char *who)
 {
-	size_t path_len = strnlen(cfg->path, sizeof(cfg->path));
-	size_t iface_len = strnlen(cfg->iface, sizeof(cfg->iface));
-	const char *why;
-	struct stat st;
-	int err, saved_errno;
-	bool chrdev;
+	int ret;
 
-	if (path_len == sizeof(cfg->path))
-		return verr(-ENAMETOOLONG, "%s: path=%.*s: not NUL-terminated within %d bytes",
-			    who, (int)sizeof(cfg->path), cfg->path, VUSER_PATH_MAX);
-	if (!path_len)
-		return verr(-EINVAL, "%s: path is mandatory (path=<vhost-user socket>)", who);
-	if (iface_len == sizeof(cfg->iface))
-		return verr(-ENAMETOOLONG, "%s: iface=%.*s: not NUL-terminated within %d bytes",
-			    who, (int)sizeof(cfg->iface), cfg->iface, VUSER_IFNAME_MAX);
-	why = queues_bad(cfg->queues, &err);
-	if (why)
-		return verr(err, "%s: queues=%u: %s", who, cfg->queues, why);
-	why = queue_size_bad(cfg->queue_size, &err);
-	if (why)
-		return verr(err, "%s: queue_size=%u: %s", who, cfg->queue_size, why);
+	ret = check_keys(port_keys, ARRAY_SIZE(port_keys), cfg, who);
+	if (ret < 0)
+		return ret;
 	if (cfg->queues > 1 && !cfg->cq)
 		return verr(-EINVAL, "%s: cq=0 with queues=%u: multi-queue needs the control queue (cq=1)",
 			    who, cfg->queues);
-	if (cfg->mac_set) {
-		why = mac_bad(cfg->mac);
-		if (why)
-			return verr(-EINVAL, "%s: mac=%02x:%02x:%02x:%02x:%02x:%02x: %s", who,
-				    cfg->mac[0], cfg->mac[1], cfg->mac[2], cfg->mac[3],
-				    cfg->mac[4], cfg->mac[5], why);
-	}
 
-	/* The library reports through its return value, never through errno. */
-	saved_errno = errno;
-	chrdev = !stat(cfg->path, &st) && S_ISCHR(st.st_mode);
-	errno = saved_errno;
 	/* The prefix catches /dev/vhost-net and friends on a host without them. */
-	if (chrdev || !strncmp(cfg->path, "/dev/vhost", strlen("/dev/vhost")))
+	if (is_chrdev(cfg->path) || !strncmp(cfg->path, "/dev/vhost", strlen("/dev/vhost")))
 		return verr(-ENOTSUP, "%s: path=%s: a vhost-kernel device; vhost-kernel backend not supported yet",
 			    who, cfg->path);
-	if (iface_len)
+	if (cfg->iface[0])
 		return verr(-ENOTSUP, "%s: iface=%s: iface applies to the vhost-kernel backend, which vuser does not support yet",
 			    who, cfg->iface);
 	if (cfg->server)
@@ -314,6 +471,26 @@ static int check(const struct vuser_port_config *cfg, const char *who)
 		return verr(-ENOTSUP, "%s: packed_vq=1: packed rings are not supported yet", who);
 	return 0;
 }
+
+static int vhost_check(const struct vuser_vhost_config *cfg, const char *who)
+{
+	int ret;
+
+	ret = check_keys(vhost_keys, ARRAY_SIZE(vhost_keys), cfg, who);
+	if (ret < 0)
+		return ret;
+	/*
+	 * Opening the device unlinks a stale file at path before it binds:
+	 * a path under /dev/ is a device node given by mistake, never a
+	 * socket to replace.
+	 */
+	if (is_chrdev(cfg->path) || !strncmp(cfg->path, "/dev/", strlen("/dev/")))
+		return verr(-EINVAL, "%s: path=%s: a character device or under /dev/, not a vhost-user socket path",
+			    who, cfg->path);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- port */
 
 VUSER_API void vuser_port_config_init(struct vuser_port_config *cfg)
 {
@@ -327,56 +504,48 @@ VUSER_API void vuser_port_config_init(struct vuser_port_config *cfg)
 /* On failure *cfg holds the defaults and whatever was parsed before the error. */
 VUSER_API int vuser_port_config_parse(const char *devargs, struct vuser_port_config *cfg)
 {
-	struct span all, item, key, v;
-	const char *p, *end, *eq;
-	unsigned seen = 0;
-	int k, ret;
+	int ret;
 
 	vuser_port_config_init(cfg);
-	if (!devargs || !*devargs)
-		return verr(-EINVAL, "devargs empty: path=<vhost-user socket> is mandatory");
-	all = (struct span){ devargs, strlen(devargs) };
-
-	for (p = devargs;; p = end + 1) {
-		end = strchrnul(p, ',');
-		item = (struct span){ p, (size_t)(end - p) };
-		if (!item.len)
-			return verr(-EINVAL, "devargs \"%.*s%s\": empty item (leading, trailing or double ',')",
-				    QUOTE(all));
-		eq = memchr(p, '=', item.len);
-		if (!eq)
-			return verr(-EINVAL, "devargs: \"%.*s%s\": not key=value", QUOTE(item));
-		key = (struct span){ p, (size_t)(eq - p) };
-		v = (struct span){ eq + 1, (size_t)(end - eq - 1) };
-		if (!key.len)
-			return verr(-EINVAL, "devargs: \"%.*s%s\": empty key", QUOTE(item));
-		k = find_key(key);
-		if (k < 0)
-			return verr(-EINVAL, "devargs: %.*s%s: unknown key", QUOTE(item));
-		/*
-		 * Which of the two was meant is a guess. DPDK takes the default
-		 * for a doubled key (and calls a doubled path missing): worse.
-		 */
-		if (seen & 1u << k)
-			return verr(-EINVAL, "devargs: %.*s%s: %s given twice",
-				    QUOTE(item), keys[k].name);
-		seen |= 1u << k;
-		if (!v.len)
-			return verr(-EINVAL, "devargs: %s=: empty value", keys[k].name);
-		ret = keys[k].parse(item, v, cfg);
-		if (ret < 0)
-			return ret;
-		if (!*end)
-			break;
-	}
-
+	ret = parse_items(port_keys, ARRAY_SIZE(port_keys), devargs, cfg);
+	if (ret < 0)
+		return ret;
 	/* DPDK's default: multi-queue is steered through the control queue. */
 	if (!cfg->cq_set && cfg->queues > 1)
 		cfg->cq = true;
-	return check(cfg, "devargs");
+	return port_check(cfg, "devargs");
 }
 
 VUSER_API int vuser_port_config_check(const struct vuser_port_config *cfg)
 {
-	return check(cfg, "config");
+	return port_check(cfg, "config");
+}
+
+/* --------------------------------------------------------------- vhost */
+
+VUSER_API void vuser_vhost_config_init(struct vuser_vhost_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->queues = 1;
+	cfg->mrg_rxbuf = true;
+	cfg->in_order = true;
+	cfg->indirect = true;
+	cfg->event_idx = true;
+	cfg->mem_slots = 64;
+}
+
+VUSER_API int vuser_vhost_config_parse(const char *devargs, struct vuser_vhost_config *cfg)
+{
+	int ret;
+
+	vuser_vhost_config_init(cfg);
+	ret = parse_items(vhost_keys, ARRAY_SIZE(vhost_keys), devargs, cfg);
+	if (ret < 0)
+		return ret;
+	return vhost_check(cfg, "devargs");
+}
+
+VUSER_API int vuser_vhost_config_check(const struct vuser_vhost_config *cfg)
+{
+	return vhost_check(cfg, "config");
 }

@@ -58,6 +58,7 @@ static inline void vbuf_reset(struct vuser_buf *b)
 	b->pkt_len = 0;
 	b->nb_segs = 1;
 	b->next = NULL;
+	b->vnet = (struct vuser_net_hdr){ 0 };
 }
 
 #endif

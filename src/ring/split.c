@@ -181,14 +181,18 @@ unsigned vsplit_take_used(struct vsplit *vq, struct vuser_buf **b, uint32_t *len
 	uint16_t avail = (uint16_t)(used_idx - vq->last_used);
 	unsigned got = 0;
 
-	if (unlikely(avail > vq->inflight)) {
-		/* The device claims more than we posted: believe only what we did. */
+	if (unlikely(avail > vq->size)) {
+		/*
+		 * More than a ring can hold: the index is garbage. Look at one
+		 * ring's worth; every entry is checked on its own below.
+		 */
 		vq->errors++;
-		avail = vq->inflight;
+		avail = vq->size;
 	}
 	while (avail && got < n) {
 		struct vring_used_elem e;
 		unsigned span = 1;
+		bool partial = false;
 		struct vsplit_slot *s;
 
 		e.id = READ_ONCE(vq->used->ring[vq->last_used & vq->mask].id);
@@ -204,12 +208,19 @@ unsigned vsplit_take_used(struct vsplit *vq, struct vuser_buf **b, uint32_t *len
 				vq->errors++;
 				goto skip;
 			}
-			if (span > n - got)
-				break;
+		}
+		if (span > n - got) {
+			/*
+			 * The batch is larger than the caller's room: complete
+			 * what fits and leave the entry; the next call measures
+			 * the rest from the new oldest chain.
+			 */
+			span = n - got;
+			partial = true;
 		}
 		for (unsigned k = 0; k < span; k++) {
 			uint16_t h = vq->in_order ? vq->oldest : (uint16_t)e.id;
-			uint32_t len = h == e.id ? e.len : 0;
+			uint32_t len = h == e.id && !partial ? e.len : 0;
 
 			s = &vq->slots[h];
 			if (vq->in_order)
@@ -228,6 +239,8 @@ unsigned vsplit_take_used(struct vsplit *vq, struct vuser_buf **b, uint32_t *len
 			got++;
 			free_chain(vq, h);
 		}
+		if (partial)
+			break;
 skip:
 		vq->last_used++;
 		avail--;

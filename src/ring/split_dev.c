@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <unistd.h>
+
+#include "base/compat.h"
+#include "ring/split_dev.h"
+
+void vdsplit_init(struct vdsplit *vq, const struct vmem *mem, void *desc, void *avail,
+		  void *used, unsigned size, uint16_t base, bool event_idx, bool indirect)
+{
+	vq->desc = desc;
+	vq->avail = avail;
+	vq->used = used;
+	vq->mem = mem;
+	vq->size = (uint16_t)size;
+	vq->mask = (uint16_t)(size - 1);
+	vq->last_avail = base;
+	vq->used_idx = base;
+	vq->signalled = base;
+	vq->event_idx = event_idx;
+	vq->indirect = indirect;
+	vq->why = NULL;
+	/* We poll: the driver need not kick (2.6.7.2). */
+	WRITE_ONCE(vq->used->flags, VRING_USED_F_NO_NOTIFY);
+}
+
+static int violation(struct vdsplit *vq, const char *why)
+{
+	vq->why = why;
+	return -EPROTO;
+}
+
+int vdsplit_avail_count(struct vdsplit *vq)
+{
+	/* 2.6.10: the driver's idx store is a release; pair it with an acquire. */
+	uint16_t idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
+	uint16_t n = (uint16_t)(idx - vq->last_avail);
+
+	if (unlikely(n > vq->size))
+		return violation(vq, "avail idx moved by more than the ring size");
+	return n;
+}
+
+int vdsplit_head(struct vdsplit *vq, uint16_t i)
+{
+	uint16_t head = READ_ONCE(vq->avail->ring[(uint16_t)(vq->last_avail + i) & vq->mask]);
+
+	if (unlikely(head >= vq->size))
+		return violation(vq, "avail ring names a descriptor beyond the ring");
+	return head;
+}
+
+int vdwalk_start(struct vdsplit *vq, uint16_t head, struct vdwalk *w)
+{
+	w->table = vq->desc;
+	w->table_size = vq->size;
+	w->budget = vq->size;
+	w->idx = head;
+	w->indirect = false;
+	w->seen_write = false;
+	w->done = false;
+	return 0;
+}
+
+int vdwalk_next(struct vdsplit *vq, struct vdwalk *w, struct vdseg *seg)
+{
+	for (;;) {
+		const struct vring_desc *src;
+		uint64_t addr;
+		uint32_t len;
+		uint16_t flags, next;
+
+		if (w->done)
+			return 0;
+		if (unlikely(!w->budget))
+			return violation(vq, "descriptor chain loops or is longer than its table");
+		w->budget--;
+		/* One copy of each field: the driver may rewrite them under us. */
+		src = &w->table[w->idx];
+		addr = READ_ONCE(src->addr);
+		len = READ_ONCE(src->len);
+		flags = READ_ONCE(src->flags);
+		next = READ_ONCE(src->next);
+
+		if (flags & VRING_DESC_F_INDIRECT) {
+			if (unlikely(!vq->indirect))
+				return violation(vq, "indirect descriptor without VIRTIO_RING_F_INDIRECT_DESC");
+			if (unlikely(w->indirect))
+				return violation(vq, "indirect table inside an indirect table");
+			if (unlikely(flags & VRING_DESC_F_NEXT))
+				return violation(vq, "indirect descriptor with VRING_DESC_F_NEXT");
+			if (unlikely(!len || len % sizeof(struct vring_desc) ||
+				     len / sizeof(struct vring_desc) > vq->size))
+				return violation(vq, "indirect table empty, ragged or longer than the ring");
+			w->table = vmem_gpa(vq->mem, addr, len);
+			if (unlikely(!w->table))
+				return violation(vq, "indirect table outside the frontend's memory");
+			w->table_size = len / sizeof(struct vring_desc);
+			w->budget = w->table_size;
+			w->idx = 0;
+			w->indirect = true;
+			continue;
+		}
+		if (flags & VRING_DESC_F_NEXT) {
+			if (unlikely(next >= w->table_size))
+				return violation(vq, "descriptor next beyond its table");
+			w->idx = next;
+		} else {
+			w->done = true;
+		}
+		if (flags & VRING_DESC_F_WRITE)
+			w->seen_write = true;
+		else if (unlikely(w->seen_write))
+			return violation(vq, "readable descriptor after a writable one");
+		if (!len)
+			continue;
+		seg->p = vmem_gpa(vq->mem, addr, len);
+		if (unlikely(!seg->p))
+			return violation(vq, "buffer outside the frontend's memory or across regions");
+		seg->len = len;
+		seg->write = flags & VRING_DESC_F_WRITE;
+		return 1;
+	}
+}
+
+/* 2.6.7.2: notify when the new used idx passed used_event since the last time. */
+static inline bool need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
+void vdsplit_publish(struct vdsplit *vq)
+{
+	bool notify;
+
+	/* 2.6.8.2: entries before idx, so a release store of idx. */
+	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+	if (vq->callfd < 0)
+		return;
+	/* The idx must be visible before we read the driver's wish, or both sides miss. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (vq->event_idx) {
+		uint16_t event = READ_ONCE(vq->avail->ring[vq->size]);
+
+		notify = need_event(event, vq->used_idx, vq->signalled);
+	} else {
+		notify = !(READ_ONCE(vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+	}
+	vq->signalled = vq->used_idx;
+	if (notify) {
+		uint64_t one = 1;
+
+		/* A full counter only means a notification is already pending. */
+		if (write(vq->callfd, &one, sizeof(one)) < 0)
+			return;
+	}
+}

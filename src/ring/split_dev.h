@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Split virtqueue, device half (virtio 1.1, 2.6), over a frontend's memory.
+ * Nothing read from the rings is trusted: each descriptor is copied once
+ * from shared memory and checked before use, chains are bounded by the ring
+ * (or indirect table) size so loops end, and every buffer must lie inside
+ * one mapped region. A violation returns -EPROTO with a reason; the caller
+ * cuts the frontend off.
+ */
+#ifndef VUSER_RING_SPLIT_DEV_H
+#define VUSER_RING_SPLIT_DEV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/memtable.h"
+#include "vuser/uapi/virtio_ring.h"
+
+struct vdsplit {
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	const struct vmem *mem;
+	uint16_t size;
+	uint16_t mask;
+	uint16_t last_avail;     /* next avail entry to take */
+	uint16_t used_idx;       /* next used index to publish */
+	uint16_t signalled;      /* used idx at the last notification (event idx) */
+	bool event_idx;
+	bool indirect;
+	int callfd;              /* -1: the frontend wants no notifications */
+	const char *why;         /* reason for the last -EPROTO */
+};
+
+/* One buffer of a chain, translated. */
+struct vdseg {
+	uint8_t *p;
+	uint32_t len;
+	bool write;
+};
+
+/* Iterator over one chain; state is private and bounded. */
+struct vdwalk {
+	const struct vring_desc *table;
+	uint32_t table_size;
+	uint32_t budget;         /* descriptors left before the chain is a loop */
+	uint16_t idx;
+	bool indirect;
+	bool seen_write;
+	bool done;
+};
+
+/*
+ * Point the ring at translated addresses (the caller checked that each part
+ * lies in one region) and reset its indexes to base.
+ */
+void vdsplit_init(struct vdsplit *vq, const struct vmem *mem, void *desc, void *avail,
+		  void *used, unsigned size, uint16_t base, bool event_idx, bool indirect);
+
+/* Bytes of the avail and used parts of a ring of size entries (with event words). */
+static inline uint64_t vdsplit_avail_bytes(unsigned size) { return 4 + 2ull * size + 2; }
+static inline uint64_t vdsplit_used_bytes(unsigned size) { return 4 + 8ull * size + 2; }
+
+/*
+ * Entries the driver has made available and we have not taken, or -EPROTO
+ * when its index moved by more than the ring holds.
+ */
+int vdsplit_avail_count(struct vdsplit *vq);
+
+/* The head at avail position last_avail + i, checked; -EPROTO when out of range. */
+int vdsplit_head(struct vdsplit *vq, uint16_t i);
+
+int vdwalk_start(struct vdsplit *vq, uint16_t head, struct vdwalk *w);
+/* 1 with *seg filled, 0 at the end of the chain, -EPROTO on a violation. */
+int vdwalk_next(struct vdsplit *vq, struct vdwalk *w, struct vdseg *seg);
+
+/* Record a used entry (not visible until vdsplit_publish). */
+static inline void vdsplit_put_used(struct vdsplit *vq, uint16_t head, uint32_t len)
+{
+	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & vq->mask];
+
+	e->id = head;
+	e->len = len;
+	vq->used_idx++;
+}
+
+/* Publish the used entries and notify the driver if it asked to be. */
+void vdsplit_publish(struct vdsplit *vq);
+
+#endif

@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The vhost device's datapath: copy frames out of the frontend's transmit
+ * chains and into its receive chains. Every chain is walked through the
+ * checked iterator of ring/split_dev.c; a chain that breaks the rules stops
+ * the queue and asks the control side to cut the frontend off.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/compat.h"
+#include "base/log.h"
+#include "vhost/dev.h"
+#include "vuser/uapi/virtio_net.h"
+
+#define BIT(n) (1ull << (n))
+#define VHOST_BURST 64
+/* Largest frame taken from a frontend: 64 KiB, as a TSO-less virtio-net allows. */
+#define VHOST_MAX_FRAME 65536u
+
+static inline bool enter(struct vhq *r)
+{
+	__atomic_store_n(&r->busy, 1, __ATOMIC_SEQ_CST);
+	if (likely(__atomic_load_n(&r->live, __ATOMIC_SEQ_CST)))
+		return true;
+	__atomic_store_n(&r->busy, 0, __ATOMIC_RELEASE);
+	return false;
+}
+
+static inline void leave(struct vhq *r)
+{
+	__atomic_store_n(&r->busy, 0, __ATOMIC_RELEASE);
+}
+
+static inline void stat_add(uint64_t *c, uint64_t v)
+{
+	__atomic_store_n(c, *c + v, __ATOMIC_RELAXED);
+}
+
+/*
+ * The ring broke a rule: stop using it and wake the control side, which
+ * cuts the frontend off. The datapath itself never closes or unmaps.
+ */
+static void violate(struct vuser_vhost *v, struct vhq *r)
+{
+	uint64_t one = 1;
+
+	__atomic_store_n(&r->live, 0, __ATOMIC_SEQ_CST);
+	v->datapath_why = r->vq.why;
+	r->st.errors++;
+	__atomic_store_n(&v->violation_pending, 1, __ATOMIC_RELEASE);
+	if (write(v->evfd, &one, sizeof(one)) < 0)
+		return;
+}
+
+/* --------------------------------------------------- from the frontend */
+
+/*
+ * Copy one transmit chain into a fresh buffer chain. Returns 1 with *out
+ * set, 0 when the frame was dropped (counted by the caller), -EPROTO on a
+ * violation, -ENOBUFS when the pool ran dry (the chain is left in place).
+ */
+static int copy_from_chain(struct vuser_vhost *v, struct vhq *r, uint16_t head,
+			   struct vuser_buf *first, struct vuser_buf **out)
+{
+	uint8_t hdr[sizeof(struct virtio_net_hdr_mrg_rxbuf)];
+	const unsigned hdr_len = v->hdr_len;
+	struct vuser_buf *seg = first, *extra = NULL;
+	uint32_t got_hdr = 0, total = 0;
+	bool too_big = false;
+	struct vdwalk w;
+	struct vdseg s;
+	int ret;
+
+	vdwalk_start(&r->vq, head, &w);
+	while ((ret = vdwalk_next(&r->vq, &w, &s)) > 0) {
+		const uint8_t *p = s.p;
+		uint32_t len = s.len;
+
+		if (unlikely(s.write)) {
+			r->vq.why = "writable descriptor in a transmit chain";
+			ret = -EPROTO;
+			break;
+		}
+		if (got_hdr < hdr_len) {
+			uint32_t k = hdr_len - got_hdr < len ? hdr_len - got_hdr : len;
+
+			memcpy(hdr + got_hdr, p, k);
+			got_hdr += k;
+			p += k;
+			len -= k;
+		}
+		if (!len || too_big)
+			continue;
+		if (total + len > VHOST_MAX_FRAME) {
+			/* Keep walking: the chain must still be checked to the end. */
+			too_big = true;
+			continue;
+		}
+		total += len;
+		while (len) {
+			uint32_t room = seg->room - seg->data_off - seg->data_len;
+			uint32_t k;
+
+			if (!room) {
+				struct vuser_buf *n;
+
+				if (!vpool_get(&v->pool, &n, 1)) {
+					vpool_put_chains(&extra, extra ? 1 : 0);
+					first->next = NULL;
+					return -ENOBUFS;
+				}
+				vbuf_reset(n);
+				seg->next = n;
+				if (!extra)
+					extra = n;
+				seg = n;
+				first->nb_segs++;
+				continue;
+			}
+			k = len < room ? len : room;
+			memcpy(vuser_buf_data(seg) + seg->data_len, p, k);
+			seg->data_len += k;
+			p += k;
+			len -= k;
+		}
+	}
+	if (ret < 0 || too_big || got_hdr < hdr_len) {
+		if (extra)
+			vpool_put_chains(&extra, 1);
+		vbuf_reset(first);
+		return ret < 0 ? ret : 0;
+	}
+	first->pkt_len = total;
+	{
+		const struct virtio_net_hdr_mrg_rxbuf *h = (const void *)hdr;
+
+		first->vnet = (struct vuser_net_hdr){ h->flags, h->gso_type, h->hdr_len,
+						      h->gso_size, h->csum_start, h->csum_offset };
+	}
+	*out = first;
+	return 1;
+}
+
+int vhost_rx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigned n)
+{
+	struct vuser_buf *fresh[VHOST_BURST];
+	uint64_t bytes = 0, drops = 0;
+	unsigned nb = 0, taken = 0;
+	int avail;
+
+	if (unlikely(!enter(r)))
+		return 0;
+	avail = vdsplit_avail_count(&r->vq);
+	if (unlikely(avail < 0))
+		goto violation;
+	if ((unsigned)avail > n)
+		avail = (int)n;
+	if (avail > VHOST_BURST)
+		avail = VHOST_BURST;
+	if (!avail || !vpool_get(&v->pool, fresh, (unsigned)avail)) {
+		leave(r);
+		return 0;
+	}
+	for (; taken < (unsigned)avail; taken++) {
+		int head = vdsplit_head(&r->vq, (uint16_t)taken);
+		int ret;
+
+		if (unlikely(head < 0))
+			goto violation_free;
+		vbuf_reset(fresh[taken]);
+		ret = copy_from_chain(v, r, (uint16_t)head, fresh[taken], &b[nb]);
+		if (unlikely(ret == -EPROTO))
+			goto violation_free;
+		if (unlikely(ret == -ENOBUFS))
+			break;
+		if (ret) {
+			bytes += b[nb]->pkt_len;
+			nb++;
+		} else {
+			drops++;
+			vpool_put(&v->pool, &fresh[taken], 1);
+		}
+		vdsplit_put_used(&r->vq, (uint16_t)head, 0);
+	}
+	if (taken < (unsigned)avail)
+		vpool_put(&v->pool, fresh + taken, (unsigned)avail - taken);
+	r->vq.last_avail += (uint16_t)taken;
+	if (taken)
+		vdsplit_publish(&r->vq);
+	leave(r);
+	stat_add(&r->st.packets, nb);
+	stat_add(&r->st.bytes, bytes);
+	if (drops)
+		stat_add(&r->st.drops, drops);
+	return (int)nb;
+
+violation_free:
+	/* Frames already copied are the program's; the rest go back. */
+	vpool_put(&v->pool, fresh + taken, (unsigned)avail - taken);
+	leave(r);
+	violate(v, r);
+	stat_add(&r->st.packets, nb);
+	return (int)nb;
+violation:
+	leave(r);
+	violate(v, r);
+	return 0;
+}
+
+/* ----------------------------------------------------- to the frontend */
+
+/* RFC 1071 sum over a frame chain, from byte off to the end. */
+static uint16_t csum_chain(const struct vuser_buf *b, uint32_t off)
+{
+	uint64_t sum = 0;
+	bool odd = false;
+
+	for (const struct vuser_buf *s = b; s; s = s->next) {
+		const uint8_t *p = vuser_buf_data(s);
+		uint32_t len = s->data_len;
+
+		if (off >= len) {
+			off -= len;
+			continue;
+		}
+		p += off;
+		len -= off;
+		off = 0;
+		for (uint32_t i = 0; i < len; i++) {
+			sum += odd ? p[i] : (uint32_t)p[i] << 8;
+			odd = !odd;
+		}
+	}
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static void put_byte(struct vuser_buf *b, uint32_t off, uint8_t val)
+{
+	for (struct vuser_buf *s = b; s; s = s->next) {
+		if (off < s->data_len) {
+			vuser_buf_data(s)[off] = val;
+			return;
+		}
+		off -= s->data_len;
+	}
+}
+
+/*
+ * A frame whose checksum the sender left to the device, going to a frontend
+ * that did not negotiate GUEST_CSUM: finish the checksum here (5.1.6.2).
+ */
+static void csum_complete(struct vuser_buf *b)
+{
+	uint32_t start = b->vnet.csum_start, at = start + b->vnet.csum_offset;
+	uint16_t c;
+
+	if (start >= b->pkt_len || at + 2 > b->pkt_len)
+		return;
+	c = csum_chain(b, start);
+	put_byte(b, at, (uint8_t)(c >> 8));
+	put_byte(b, at + 1, (uint8_t)c);
+	b->vnet.flags &= (uint8_t)~VIRTIO_NET_HDR_F_NEEDS_CSUM;
+}
+
+/* Where we are in the source frame while filling receive chains. */
+struct src_pos {
+	const struct vuser_buf *seg;
+	uint32_t off;
+	uint32_t left;          /* bytes of the frame not yet copied */
+};
+
+/*
+ * Fill one receive chain from the header (first chain only) and the frame.
+ * Returns bytes written, or -EPROTO. nb_ptr gets where num_buffers lives.
+ */
+static int fill_chain(struct vhq *r, uint16_t head, const uint8_t *hdr, uint32_t *hdr_left,
+		      struct src_pos *src, uint8_t *nb_ptr[2], uint32_t hdr_len)
+{
+	struct vdwalk w;
+	struct vdseg s;
+	uint32_t written = 0;
+	int ret;
+
+	vdwalk_start(&r->vq, head, &w);
+	while ((ret = vdwalk_next(&r->vq, &w, &s)) > 0) {
+		uint8_t *p = s.p;
+		uint32_t room = s.len;
+
+		if (unlikely(!s.write)) {
+			r->vq.why = "readable descriptor in a receive chain";
+			return -EPROTO;
+		}
+		if (*hdr_left == hdr_len && room >= hdr_len) {
+			/* The usual layout: the whole header in the first buffer. */
+			memcpy(p, hdr, hdr_len);
+			nb_ptr[0] = p + offsetof(struct virtio_net_hdr_mrg_rxbuf, num_buffers);
+			nb_ptr[1] = nb_ptr[0] + 1;
+			p += hdr_len;
+			room -= hdr_len;
+			written += hdr_len;
+			*hdr_left = 0;
+		}
+		while (*hdr_left && room) {
+			uint32_t at = hdr_len - *hdr_left;
+
+			/* num_buffers may be split across tiny descriptors: remember each byte. */
+			if (at == offsetof(struct virtio_net_hdr_mrg_rxbuf, num_buffers))
+				nb_ptr[0] = p;
+			else if (at == offsetof(struct virtio_net_hdr_mrg_rxbuf, num_buffers) + 1)
+				nb_ptr[1] = p;
+			*p++ = hdr[at];
+			(*hdr_left)--;
+			room--;
+			written++;
+		}
+		while (src->left && room) {
+			uint32_t have = src->seg->data_len - src->off;
+			uint32_t k = have < room ? have : room;
+
+			if (!have) {
+				src->seg = src->seg->next;
+				src->off = 0;
+				continue;
+			}
+			memcpy(p, vuser_buf_data(src->seg) + src->off, k);
+			p += k;
+			room -= k;
+			written += k;
+			src->off += k;
+			src->left -= k;
+		}
+		if (!src->left && !*hdr_left)
+			break;
+	}
+	/* Whatever we did not walk is not ours to judge until the frontend reuses it. */
+	return ret < 0 ? ret : (int)written;
+}
+
+int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigned n)
+{
+	const bool mrg = v->features & BIT(VIRTIO_NET_F_MRG_RXBUF);
+	const bool guest_csum = v->features & BIT(VIRTIO_NET_F_GUEST_CSUM);
+	const uint32_t hdr_len = v->hdr_len;
+	uint64_t bytes = 0, drops = 0;
+	unsigned sent = 0, done = 0;
+	uint16_t used = 0;
+	int avail;
+
+	if (unlikely(!enter(r)))
+		return 0;
+	avail = vdsplit_avail_count(&r->vq);
+	if (unlikely(avail < 0))
+		goto violation;
+
+	for (; done < n; done++) {
+		struct vuser_buf *f = b[done];
+		struct virtio_net_hdr_mrg_rxbuf h = { .num_buffers = 1 };
+		struct src_pos src = { f, 0, f->pkt_len };
+		uint32_t hdr_left = hdr_len;
+		uint8_t *nb_ptr[2] = { NULL, NULL };
+		uint16_t nbufs = 0;
+
+		if (f->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM && !guest_csum)
+			csum_complete(f);
+		if (guest_csum) {
+			h.flags = f->vnet.flags;
+			h.csum_start = f->vnet.csum_start;
+			h.csum_offset = f->vnet.csum_offset;
+		}
+		while (src.left || hdr_left) {
+			int head, w;
+
+			if ((int)(used + nbufs) >= avail || (!mrg && nbufs))
+				break;
+			head = vdsplit_head(&r->vq, (uint16_t)(used + nbufs));
+			if (unlikely(head < 0))
+				goto violation;
+			w = fill_chain(r, (uint16_t)head, (const uint8_t *)&h, &hdr_left, &src, nb_ptr,
+				       hdr_len);
+			if (unlikely(w < 0))
+				goto violation;
+			vdsplit_put_used(&r->vq, (uint16_t)head, (uint32_t)w);
+			nbufs++;
+		}
+		if (src.left || hdr_left) {
+			/* Not enough room: take back this frame's entries, unpublished. */
+			r->vq.used_idx -= nbufs;
+			if (!mrg && nbufs) {
+				/* The buffer is too small for the frame: drop the frame, keep the buffer. */
+				drops++;
+				vpool_put_chains(&f, 1);
+				continue;
+			}
+			break;
+		}
+		if (nb_ptr[0])
+			*nb_ptr[0] = (uint8_t)nbufs;
+		if (nb_ptr[1])
+			*nb_ptr[1] = (uint8_t)(nbufs >> 8);
+		used += nbufs;
+		bytes += f->pkt_len;
+		sent++;
+		vpool_put_chains(&f, 1);
+	}
+	r->vq.last_avail += used;
+	if (used)
+		vdsplit_publish(&r->vq);
+	leave(r);
+	stat_add(&r->st.packets, sent);
+	stat_add(&r->st.bytes, bytes);
+	if (drops)
+		stat_add(&r->st.drops, drops);
+	return (int)done;
+
+violation:
+	/* Frames not delivered stay the program's; entries not published are void. */
+	leave(r);
+	violate(v, r);
+	stat_add(&r->st.packets, sent);
+	return (int)done;
+}
