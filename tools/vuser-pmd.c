@@ -28,6 +28,7 @@ static const char *const mode_names[] = { "txonly", "rxonly", "io", "macswap", "
 /* Echo frames: Ethernet header, then this header, then a seq-derived pattern. */
 #define ECHO_ETHERTYPE 0x88b5
 #define ECHO_MAGIC 0x52535556u /* "VUSR" */
+#define PROBE_MAGIC 0x45425250u /* "PRBE": not counted, see echo_probe() */
 #define ECHO_HDR_OFF 14
 #define ECHO_PAYLOAD_OFF (ECHO_HDR_OFF + 20)
 #define ECHO_MIN_FRAME 60
@@ -97,7 +98,8 @@ static void usage(FILE *f)
 		"usage: vuser-pmd --port DEVARGS | --vhost DEVARGS [options]\n"
 		"  --port DEVARGS       driver side: path=/run/vhost.sock,queues=2 (keys as DPDK virtio_user)\n"
 		"  --vhost DEVARGS      device side: path=/run/vhost.sock[,client=1,queues=N,...]\n"
-		"  --wait-ready S       --vhost: how long to wait for a frontend (default 60)\n"
+		"  --wait-ready S       how long to wait for a frontend (--vhost) and, in echo\n"
+		"                       mode, for the peer to return a first probe (default 60)\n"
 		"  --mode MODE          txonly | rxonly | io | macswap | echo (default io)\n"
 		"  --pkt-size N|MIN-MAX frame bytes without FCS, 60..65535 (default 64; echo 64-1518)\n"
 		"  --count N            txonly/echo: send N frames; others: stop after N received\n"
@@ -109,8 +111,17 @@ static void usage(FILE *f)
 		"  --window N           echo: frames in flight per queue (default: half an rx ring)\n"
 		"  --drain-ms MS        echo: how long to wait for the last frames (default 2000)\n"
 		"  --active-queues N    use only the first N queue pairs (control queue MQ command)\n"
+		"  --verbose            log the library's informational and debug messages\n"
 		"exit: 0 run completed, 1 port could not be opened, 2 usage error\n",
 		MAX_BURST);
+}
+
+static void log_stderr(enum vuser_log_level level, const char *msg, void *arg)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+
+	(void)arg;
+	fprintf(stderr, "vuser %s: %s\n", names[level], msg);
 }
 
 static int parse_u64(const char *s, uint64_t *v)
@@ -141,6 +152,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "window", required_argument, NULL, 'w' },
 		{ "drain-ms", required_argument, NULL, 'D' },
 		{ "active-queues", required_argument, NULL, 'A' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -268,6 +280,9 @@ bad_size:
 				return -1;
 			}
 			o->active_queues = (unsigned)v;
+			break;
+		case 'v':
+			vuser_set_log(log_stderr, NULL, VUSER_LOG_DEBUG);
 			break;
 		case 'h':
 			usage(stdout);
@@ -407,6 +422,14 @@ static bool verify_echo(struct run *r, const struct vuser_buf *b, uint8_t *scrat
 	if (echo_sum(f + ECHO_PAYLOAD_OFF, len - ECHO_PAYLOAD_OFF) != rd32(f + ECHO_HDR_OFF + 16))
 		return false;
 	return seen_test_clear(r, seq);
+}
+
+static bool is_probe(const struct vuser_buf *b)
+{
+	const uint8_t *f = vuser_buf_data(b);
+
+	return b->data_len >= ECHO_MIN_FRAME && f[12] == (ECHO_ETHERTYPE >> 8) &&
+	       f[13] == (ECHO_ETHERTYPE & 0xff) && rd32(f + ECHO_HDR_OFF) == PROBE_MAGIC;
 }
 
 /* A plain UDP/IPv4 frame, as testpmd's txonly sends. */
@@ -550,6 +573,13 @@ static void do_rx(struct run *r, unsigned q, uint8_t *scratch)
 	switch (r->o.mode) {
 	case M_ECHO:
 		for (int i = 0; i < n; i++) {
+			if (is_probe(b[i])) {
+				/* A late answer to a probe: not part of the count. */
+				r->rx_packets--;
+				r->q[q].rx--;
+				r->rx_bytes -= b[i]->pkt_len;
+				continue;
+			}
 			if (verify_echo(r, b[i], scratch)) {
 				r->verified++;
 				if (r->q[q].inflight)
@@ -608,6 +638,48 @@ static unsigned echo_window(const struct run *r)
 	if (r->o.window)
 		return r->o.window;
 	return w ? w : 1;
+}
+
+/*
+ * A peer may throw away what arrives before it forwards: testpmd empties
+ * its queues when forwarding starts. Send uncounted probes until one comes
+ * back, so that every counted frame meets a peer that returns it.
+ */
+static bool echo_probe(struct run *r)
+{
+	double end = now() + r->o.wait_ready, next = 0;
+
+	while (!stop_requested && now() < end) {
+		struct vuser_buf *b[32];
+
+		if (!ep_link(r))
+			return false;
+		if (now() >= next) {
+			for (unsigned q = 0; q < r->nq; q++) {
+				if (ep_alloc(r, b, 1))
+					continue;
+				memset(vuser_buf_data(b[0]), 0, ECHO_MIN_FRAME);
+				put_eth(vuser_buf_data(b[0]), r->peer_mac, r->info.mac, ECHO_ETHERTYPE);
+				wr32(vuser_buf_data(b[0]) + ECHO_HDR_OFF, PROBE_MAGIC);
+				b[0]->data_len = b[0]->pkt_len = ECHO_MIN_FRAME;
+				if (ep_tx(r, q, b, 1) != 1)
+					vuser_buf_free(b[0]);
+			}
+			next = now() + 0.02;
+		}
+		for (unsigned q = 0; q < r->nq; q++) {
+			int n = ep_rx(r, q, b, 32);
+			bool back = false;
+
+			for (int i = 0; i < n; i++)
+				back |= is_probe(b[i]);
+			if (n > 0)
+				vuser_buf_free_bulk(b, (unsigned)n);
+			if (back)
+				return true;
+		}
+	}
+	return false;
 }
 
 static void run_loop(struct run *r)
@@ -807,6 +879,13 @@ int main(int argc, char **argv)
 			ep_close(&r);
 			return 1;
 		}
+	}
+	if (r.o.mode == M_ECHO && !echo_probe(&r)) {
+		fprintf(stderr, "vuser-pmd: the peer returned no frame within %.0f s: is it forwarding?\n",
+			r.o.wait_ready);
+		free(r.seen);
+		ep_close(&r);
+		return 1;
 	}
 	run_loop(&r);
 	report(&r);

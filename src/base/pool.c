@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include "base/log.h"
@@ -50,6 +51,23 @@ void vpool_destroy(struct vuser_pool *pool)
 }
 
 /*
+ * Wait for earlier claimers to publish. A claimer preempted between its CAS
+ * and its publish holds everyone up, so after a short spin give the CPU
+ * away: with more threads than cores, spinning only delays it further.
+ */
+static void wait_turn(const uint32_t *tail, uint32_t head)
+{
+	unsigned spins = 0;
+
+	while (__atomic_load_n(tail, __ATOMIC_RELAXED) != head) {
+		if (++spins & 63)
+			cpu_relax();
+		else
+			sched_yield();
+	}
+}
+
+/*
  * Both directions follow one protocol: claim a span by moving `head` with a
  * CAS, copy, then wait for earlier claimers to publish and move `tail` with a
  * release store, which makes the copied pointers visible to the other side.
@@ -58,6 +76,9 @@ unsigned vpool_get(struct vuser_pool *pool, struct vuser_buf **b, unsigned n)
 {
 	uint32_t head, next, avail;
 
+	/* An empty claim would wait for a tail that has already moved past it. */
+	if (!n)
+		return 0;
 	head = __atomic_load_n(&pool->cons.head, __ATOMIC_RELAXED);
 	do {
 		avail = __atomic_load_n(&pool->prod.tail, __ATOMIC_ACQUIRE) - head;
@@ -68,8 +89,7 @@ unsigned vpool_get(struct vuser_pool *pool, struct vuser_buf **b, unsigned n)
 					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
 	for (unsigned i = 0; i < n; i++)
 		b[i] = pool->ring[(head + i) & pool->mask];
-	while (__atomic_load_n(&pool->cons.tail, __ATOMIC_RELAXED) != head)
-		cpu_relax();
+	wait_turn(&pool->cons.tail, head);
 	__atomic_store_n(&pool->cons.tail, next, __ATOMIC_RELEASE);
 	return n;
 }
@@ -78,6 +98,8 @@ void vpool_put(struct vuser_pool *pool, struct vuser_buf *const *b, unsigned n)
 {
 	uint32_t head, next;
 
+	if (!n)
+		return;
 	/* The ring holds every buffer of the pool, so a put never finds it full. */
 	head = __atomic_load_n(&pool->prod.head, __ATOMIC_RELAXED);
 	do {
@@ -86,8 +108,7 @@ void vpool_put(struct vuser_pool *pool, struct vuser_buf *const *b, unsigned n)
 					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
 	for (unsigned i = 0; i < n; i++)
 		pool->ring[(head + i) & pool->mask] = b[i];
-	while (__atomic_load_n(&pool->prod.tail, __ATOMIC_RELAXED) != head)
-		cpu_relax();
+	wait_turn(&pool->prod.tail, head);
 	__atomic_store_n(&pool->prod.tail, next, __ATOMIC_RELEASE);
 }
 

@@ -680,6 +680,8 @@ static int handle_one(struct vuser_vhost *v)
 			rule->max_fds);
 		return -1;
 	}
+	vlog(VUSER_LOG_DEBUG, "vhost %s: %s size %u fds %d", v->cfg.path, rule->name, m.hdr.size,
+	     m.nfds);
 	if (rule->needs_protocol && !(v->protocol & rule->needs_protocol))
 		ret = MSG_REFUSED;
 	else
