@@ -23,7 +23,7 @@
 #                           the same, in the background
 #   check MSG CMD...        fail with MSG unless CMD succeeds
 #   check_eq MSG A B        fail unless the integers A and B are equal
-#   fle A B                 true when the number A <= B (floats too)
+#   check_echo N NAME       the common assertions after an echo run
 #
 # Every wait is bounded. Every process started here is stopped by its pid in
 # the EXIT trap, and DPDK's runtime dir (/var/run/dpdk/PREFIX) is removed.
@@ -43,7 +43,7 @@ DPDK_RUNDIR=${DPDK_RUNDIR:-/var/run/dpdk}
 declare -A TP_PID=() TP_LOG=() TP_PREFIX=() TP_SOCK=()
 declare -A J=() S=()
 declare -a J_QUEUES_RX=() J_QUEUES_TX=()
-PMD_PID= PMD_RC= PMD_JSON= PMD_OUT= PMD_ERR=
+PMD_PID='' PMD_RC='' PMD_JSON='' PMD_OUT='' PMD_ERR=''
 _tp_counter=0
 _pmd_counter=0
 _lib_name=${0##*/}
@@ -79,7 +79,7 @@ fail() {
 
 # Skip only outside CI: in CI a missing peer is a broken CI, not a skip.
 skip() {
-	if [ "${CI:-}" = true ]; then
+	if [ "${CI:-}" = true ] || [ "${VUSER_NO_SKIP:-}" = 1 ]; then
 		fail "would skip, but CI=true: $*"
 	fi
 	echo "SKIP: $*"
@@ -94,9 +94,6 @@ check() {
 check_eq() {
 	[ "$2" -eq "$3" ] 2>/dev/null || fail "$1 (got $2, want $3)"
 }
-
-# fle A B: A <= B, for floats too.
-fle() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }
 
 need_python() {
 	command -v python3 >/dev/null 2>&1 || skip "python3 not found"
@@ -150,6 +147,7 @@ _tp_new() {
 _tp_launch() {
 	local name=$1 _ealvar=$2; shift 2
 	local -n _tp_eal=$_ealvar
+	: >"${TP_LOG[$name]}"
 	"$TESTPMD" "${_tp_eal[@]}" --file-prefix="${TP_PREFIX[$name]}" -- \
 		--nb-cores=1 --stats-period 1 "$@" </dev/null >"${TP_LOG[$name]}" 2>&1 &
 	TP_PID[$name]=$!
@@ -161,7 +159,7 @@ _tp_launch() {
 _tp_ready() {
 	local name=$1
 	alive "${TP_PID[$name]}" || fail "testpmd $name exited during start-up"
-	grep -q 'packet forwarding - ports=' "${TP_LOG[$name]}"
+	grep -qs 'packet forwarding - ports=' "${TP_LOG[$name]}"
 }
 
 # tp_start NAME MODE QUEUES [testpmd app args...]
@@ -207,8 +205,7 @@ tp_stop() {
 		kill -INT "$pid" 2>/dev/null
 		if ! _wait_pid "$pid" 15; then
 			echo "testpmd $name (pid $pid) ignored SIGINT for 15 s: SIGKILL" >&2
-			kill -KILL "$pid" 2>/dev/null
-			_wait_pid "$pid" 5
+			{ kill -KILL "$pid"; _wait_pid "$pid" 5; } 2>/dev/null
 		fi
 	else
 		wait "$pid" 2>/dev/null
@@ -219,8 +216,8 @@ tp_stop() {
 tp_kill9() {
 	local name=$1 pid=${TP_PID[$1]:-}
 	[ -n "$pid" ] || return 0
-	kill -KILL "$pid" 2>/dev/null
-	_wait_pid "$pid" 5
+	# (stderr off: bash would report the job as "Killed")
+	{ kill -KILL "$pid"; _wait_pid "$pid" 5; } 2>/dev/null
 	_tp_forget "$name"
 }
 
@@ -231,6 +228,9 @@ tp_kill9() {
 #   S[nic_rx_missed] S[nic_rx_errors] S[nic_rx_nombuf] S[nic_tx_errors]
 #   S[nic_rx_packets] S[nic_tx_packets]
 #                     from the last periodic "NIC statistics" block
+#   S[streams] S[qN_rx_packets] S[qN_tx_packets] S[qN_tx_dropped]
+#                     per forwarding stream N (RX queue N -> TX queue N), when
+#                     testpmd printed them (more than one stream)
 #   S[rx_pps] S[tx_pps]  every periodic Rx-pps / Tx-pps sample, space separated
 #   S[final]          1 when the final block was there
 # Without "any" a missing final block fails the test.
@@ -268,6 +268,15 @@ if len(blocks) > 1:
         nic[key(k)] = int(v)
 for k in ("rx_packets", "rx_missed", "rx_errors", "rx_nombuf", "tx_packets", "tx_errors"):
     out["nic_" + k] = nic.get(k, 0)
+# Per-stream blocks (printed when there are more streams than ports):
+# "Forward Stats for RX Port= 0/Queue= Q -> TX Port= 0/Queue= Q".
+streams = {}
+for m in re.finditer(r"Forward Stats for RX Port=\s*0/Queue=\s*(\d+) -> TX Port=\s*\d+/Queue=\s*\d+\s*-*\n([^\n]*)", text):
+    streams[int(m.group(1))] = {key(k): int(v) for k, v in kv.findall(m.group(2))}
+out["streams"] = len(streams)
+for q, st in streams.items():
+    for k in ("rx_packets", "tx_packets", "tx_dropped"):
+        out["q%d_%s" % (q, k)] = st.get(k, 0)
 out["rx_pps"] = " ".join(re.findall(r"Rx-pps:\s+(\d+)", text))
 out["tx_pps"] = " ".join(re.findall(r"Tx-pps:\s+(\d+)", text))
 for k, v in out.items():
@@ -279,9 +288,31 @@ EOF
 		fail "testpmd $name printed no final forward statistics"
 }
 
-# Total of testpmd's drop counters in S (after tp_load).
+# Frames testpmd counted as dropped (after tp_load): RX-dropped (imissed),
+# TX-dropped (what its tx_burst refused; the vhost PMD's own "missed" count,
+# its TX-errors, is the same frames and is not added again) and RX-error.
 tp_drops() {
-	echo $((S[rx_dropped] + S[tx_dropped] + S[rx_nombufs] + S[rx_error] + S[nic_tx_errors]))
+	echo $((S[rx_dropped] + S[tx_dropped] + S[rx_error]))
+}
+
+# check_echo N NAME: the assertions after an echo run of N frames through
+# testpmd NAME (macswap or io), which must be stopped and tp_load'ed.
+check_echo() {
+	local n=$1 name=$2 vdrops tdrops
+	check_eq "vuser-pmd sent every frame: tx_packets == $n" "${J[tx_packets]}" "$n"
+	check_eq "no corrupt, duplicate or unknown frame: bad_payload == 0" "${J[bad_payload]}" 0
+	check_eq "verified == tx_packets - lost" "${J[verified]}" $((J[tx_packets] - J[lost]))
+	check_eq "rx_packets == verified + bad_payload" "${J[rx_packets]}" $((J[verified] + J[bad_payload]))
+	vdrops=$((J[dropped] + J[rx_drops]))
+	tdrops=$(tp_drops)
+	check_eq "every lost frame counted: lost == vuser drops ($vdrops) + testpmd $name drops ($tdrops)" \
+		"${J[lost]}" $((vdrops + tdrops))
+	check_eq "no frame lost with the window" "${J[lost]}" 0
+	check_eq "testpmd $name RX-packets == vuser tx_packets" "${S[rx_packets]}" "${J[tx_packets]}"
+	check_eq "testpmd $name TX-packets == vuser rx_packets" "${S[tx_packets]}" "${J[rx_packets]}"
+	check_eq "rx_errors == 0" "${J[rx_errors]}" 0
+	check_eq "tx_errors == 0" "${J[tx_errors]}" 0
+	check_eq "link still up at the end" "${J[link]}" 1
 }
 
 # _pmd_parse: read the last JSON line of $PMD_OUT into J and J_QUEUES_*.
@@ -327,7 +358,9 @@ pmd_run() {
 	_pmd_counter=$((_pmd_counter + 1))
 	PMD_OUT=$T/pmd-$_pmd_counter.out PMD_ERR=$T/pmd-$_pmd_counter.err PMD_JSON=
 	echo "+ vuser-pmd $*"
-	timeout -k 5 "$PMD_TIMEOUT" "$PMD" --json "$@" >"$PMD_OUT" 2>"$PMD_ERR"
+	# --foreground: stay in our process group, so that a signal to the group
+	# (tests/run.sh's own timeout) reaches vuser-pmd too.
+	timeout --foreground -k 5 "$PMD_TIMEOUT" "$PMD" --json "$@" >"$PMD_OUT" 2>"$PMD_ERR"
 	PMD_RC=$?
 	[ "$PMD_RC" -ne 124 ] && [ "$PMD_RC" -ne 137 ] ||
 		fail "vuser-pmd still running after ${PMD_TIMEOUT} s: killed"
@@ -353,7 +386,7 @@ pmd_wait() {
 		PMD_PID=
 		fail "vuser-pmd (pid $pid) still running after $secs s: killed"
 	fi
-	PMD_PID= PMD_RC=$WAIT_RC
+	PMD_PID='' PMD_RC=$WAIT_RC
 	if [ "$PMD_RC" -ge 128 ]; then
 		fail "vuser-pmd died of signal $((PMD_RC - 128))"
 	fi
