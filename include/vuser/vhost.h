@@ -36,7 +36,7 @@ extern "C" {
  *   indirect=<0|1>    offer VIRTIO_RING_F_INDIRECT_DESC (1)
  *   event_idx=<0|1>   offer VIRTIO_RING_F_EVENT_IDX (1)
  *   mem_slots=<n>     memory regions accepted, 1..VUSER_VHOST_MAX_MEM_SLOTS (64)
- *   pool=<n>          buffers in the vhost's pool, 64..1048576 (auto)
+ *   pool=<n>          buffers in the vhost's pool, 64..1048576, or 0 (auto)
  * Strings are copied into the struct: it owns no memory.
  */
 #define VUSER_VHOST_MAX_MEM_SLOTS 509
@@ -55,9 +55,16 @@ struct vuser_vhost_config {
 	unsigned pool;             /* 0: sized from queues */
 };
 
+/* Fill *cfg (not NULL) with the defaults (no path). */
 void vuser_vhost_config_init(struct vuser_vhost_config *cfg);
-/* As vuser_port_config_parse(), for the keys above. */
+/*
+ * Parse devargs into *cfg (not NULL), from the defaults. Returns 0, or
+ * -EINVAL (malformed, unknown or repeated key, bad value, a path that is a
+ * device rather than a socket), -ERANGE (number out of range) or
+ * -ENAMETOOLONG, with vuser_last_error() naming the key and the value.
+ */
 int vuser_vhost_config_parse(const char *devargs, struct vuser_vhost_config *cfg);
+/* Check a configuration a program filled itself. Same errors. */
 int vuser_vhost_config_check(const struct vuser_vhost_config *cfg);
 
 struct vuser_vhost;
