@@ -308,8 +308,11 @@ check_echo() {
 	check_eq "every lost frame counted: lost == vuser drops ($vdrops) + testpmd $name drops ($tdrops)" \
 		"${J[lost]}" $((vdrops + tdrops))
 	check_eq "no frame lost with the window" "${J[lost]}" 0
-	check_eq "testpmd $name RX-packets == vuser tx_packets" "${S[rx_packets]}" "${J[tx_packets]}"
-	check_eq "testpmd $name TX-packets == vuser rx_packets" "${S[tx_packets]}" "${J[rx_packets]}"
+	# Echo probes that came back passed through testpmd's forwarding too.
+	check_eq "testpmd $name RX-packets == vuser tx_packets + probes back (${J[probes_back]:-0})" \
+		"${S[rx_packets]}" $((J[tx_packets] + ${J[probes_back]:-0}))
+	check_eq "testpmd $name TX-packets == vuser rx_packets + probes back" \
+		"${S[tx_packets]}" $((J[rx_packets] + ${J[probes_back]:-0}))
 	check_eq "rx_errors == 0" "${J[rx_errors]}" 0
 	check_eq "tx_errors == 0" "${J[tx_errors]}" 0
 	check_eq "link still up at the end" "${J[link]}" 1

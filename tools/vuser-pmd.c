@@ -67,6 +67,7 @@ struct run {
 	struct qstate q[VUSER_MAX_QUEUE_PAIRS];
 	uint64_t tx_packets, rx_packets, tx_bytes, rx_bytes;
 	uint64_t dropped, bad_payload, verified;
+	uint64_t probes_sent, probes_back;
 	uint64_t next_seq;
 	uint64_t *seen;          /* echo: bitmap of sequence numbers in flight */
 	uint32_t next_size;
@@ -597,6 +598,7 @@ static void do_rx(struct run *r, unsigned q, uint8_t *scratch)
 		for (int i = 0; i < n; i++) {
 			if (is_probe(b[i])) {
 				/* A late answer to a probe: not part of the count. */
+				r->probes_back++;
 				r->rx_packets--;
 				r->q[q].rx--;
 				r->rx_bytes -= b[i]->pkt_len;
@@ -684,7 +686,9 @@ static bool echo_probe(struct run *r)
 				put_eth(vuser_buf_data(b[0]), r->peer_mac, r->info.mac, ECHO_ETHERTYPE);
 				wr32(vuser_buf_data(b[0]) + ECHO_HDR_OFF, PROBE_MAGIC);
 				b[0]->data_len = b[0]->pkt_len = ECHO_MIN_FRAME;
-				if (ep_tx(r, q, b, 1) != 1)
+				if (ep_tx(r, q, b, 1) == 1)
+					r->probes_sent++;
+				else
 					vuser_buf_free(b[0]);
 			}
 			next = now() + 0.02;
@@ -693,8 +697,10 @@ static bool echo_probe(struct run *r)
 			int n = ep_rx(r, q, b, 32);
 			bool back = false;
 
-			for (int i = 0; i < n; i++)
+			for (int i = 0; i < n; i++) {
 				back |= is_probe(b[i]);
+				r->probes_back += is_probe(b[i]);
+			}
 			if (n > 0)
 				vuser_buf_free_bulk(b, (unsigned)n);
 			if (back)
@@ -810,11 +816,13 @@ static void report(struct run *r)
 		       ",\"dropped\":%" PRIu64 ",\"bad_payload\":%" PRIu64 ",\"lost\":%" PRIu64
 		       ",\"verified\":%" PRIu64 ",\"active_queues\":%u,\"link\":%d,\"down_bursts_ok\":%s"
 		       ",\"rx_errors\":%" PRIu64 ",\"tx_errors\":%" PRIu64 ",\"rx_drops\":%" PRIu64
-		       ",\"tx_drops\":%" PRIu64 ",\"queues\":[",
+		       ",\"tx_drops\":%" PRIu64 ",\"probes_sent\":%" PRIu64 ",\"probes_back\":%" PRIu64
+		       ",\"queues\":[",
 		       mode_names[r->o.mode], el, r->tx_packets, r->rx_packets, r->tx_bytes, r->rx_bytes,
 		       (double)r->tx_packets / el, (double)r->rx_packets / el, r->dropped,
 		       r->bad_payload, lost, r->verified, r->info.active_queues, r->link_lost ? 0 : 1,
-		       r->down_bursts_nonzero ? "false" : "true", rx_err, tx_err, rx_drops, tx_drops);
+		       r->down_bursts_nonzero ? "false" : "true", rx_err, tx_err, rx_drops, tx_drops,
+		       r->probes_sent, r->probes_back);
 		for (unsigned q = 0; q < r->nq; q++)
 			printf("%s{\"rx\":%" PRIu64 ",\"tx\":%" PRIu64 "}", q ? "," : "", r->q[q].rx,
 			       r->q[q].tx);

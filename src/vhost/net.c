@@ -160,7 +160,10 @@ int vhost_rx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 		avail = (int)n;
 	if (avail > VHOST_BURST)
 		avail = VHOST_BURST;
-	if (!avail || !vpool_get(&v->pool, fresh, (unsigned)avail)) {
+	/* A pool running low still moves what it can. */
+	while (avail && !vpool_get(&v->pool, fresh, (unsigned)avail))
+		avail /= 2;
+	if (!avail) {
 		leave(r);
 		return 0;
 	}
