@@ -42,7 +42,7 @@ DPDK_RUNDIR=${DPDK_RUNDIR:-/var/run/dpdk}
 
 declare -A TP_PID=() TP_LOG=() TP_PREFIX=() TP_SOCK=()
 declare -A J=() S=()
-declare -a J_QUEUES_RX=() J_QUEUES_TX=()
+declare -a J_QUEUES_RX=() J_QUEUES_TX=() J_QUEUES_PROBES=()
 PMD_PID='' PMD_RC='' PMD_JSON='' PMD_OUT='' PMD_ERR=''
 _tp_counter=0
 _pmd_counter=0
@@ -321,7 +321,7 @@ check_echo() {
 # _pmd_parse: read the last JSON line of $PMD_OUT into J and J_QUEUES_*.
 _pmd_parse() {
 	local out
-	J=() J_QUEUES_RX=() J_QUEUES_TX=()
+	J=() J_QUEUES_RX=() J_QUEUES_TX=() J_QUEUES_PROBES=()
 	PMD_JSON=$(grep '^[[:space:]]*{' "$PMD_OUT" | tail -n 1)
 	[ -n "$PMD_JSON" ] || fail "vuser-pmd printed no JSON (exit $PMD_RC)"
 	out=$(python3 - "$PMD_JSON" <<'EOF'
@@ -344,12 +344,14 @@ for k, v in d.items():
 q = d["queues"]
 if not isinstance(q, list) or not q:
     sys.exit("queues is not a non-empty array")
-rx, tx = [], []
+rx, tx, pb = [], [], []
 for e in q:
     rx.append(str(int(num(e["rx"]))))
     tx.append(str(int(num(e["tx"]))))
+    pb.append(str(int(num(e.get("probes_back", 0)))))
 print("J_QUEUES_RX=(%s)" % " ".join(rx))
 print("J_QUEUES_TX=(%s)" % " ".join(tx))
+print("J_QUEUES_PROBES=(%s)" % " ".join(pb))
 EOF
 ) || fail "bad JSON from vuser-pmd: $PMD_JSON"
 	eval "$out"
@@ -426,3 +428,200 @@ _lib_cleanup() {
 trap _lib_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------
+# vuser's own vhost device (vuser-pmd --vhost) as the peer, for
+# tests/t_vhost_*.sh, tests/t_loop_*.sh and bench/run.sh. Added after the
+# helpers above, which they leave as they are.
+#
+#   vh_start NAME EXTRA [vuser-pmd args...]
+#                       vuser-pmd --json --vhost "path=$T/NAME.sock$EXTRA" ARGS
+#                       in the background (VH_PID[NAME], VH_SOCK[NAME]); waits
+#                       for the socket (unless EXTRA has client=1)
+#   vh_stop NAME        SIGTERM (it prints its JSON then), bounded wait, then
+#                       parse its JSON into VJ[...], VJ_QUEUES_RX/TX (J stays)
+#   vh_wait NAME SECS   wait for it to end by itself (--count, --duration), parse
+#   vh_kill9 NAME       SIGKILL, no JSON
+#   vh_fds NAME         its number of open fds
+#   vh_shared_maps NAME its mappings of shared files (a frontend's memory)
+#   vh_summary          one line with VJ's main counters
+#   tp_start_frontend NAME SOCK QUEUES [testpmd app args...]
+#                       DPDK testpmd's virtio_user frontend connecting to SOCK,
+#                       main lcore 0 and forwarding lcore 1 (so vuser-pmd
+#                       --cpu 0); TP_VDEV_EXTRA is appended to its vdev, and
+#                       TPF_MEM (words) replaces its memory options
+#   check_echo_probed N NAME
+#                       check_echo for a testpmd that also forwarded echo's
+#                       probe frames: its counts exceed vuser's by the same
+#                       number P >= 1 of probes both ways
+#   at_exit CMD         run CMD (eval) on exit, before everything else stops
+# The first vh_start / at_exit installs an EXIT trap that stops the vhost
+# devices and runs the at_exit commands, then the usual cleanup.
+
+declare -A VH_PID=() VH_OUT=() VH_ERR=() VH_SOCK=() VJ=()
+declare -a VJ_QUEUES_RX=() VJ_QUEUES_TX=() _VT_AT_EXIT=()
+VH_RC='' VH_JSON=''
+_vh_counter=0
+_vt_trapped=''
+
+_vt_cleanup() {
+	local rc=$? n i
+	for n in "${!VH_PID[@]}"; do
+		if alive "${VH_PID[$n]}"; then
+			kill -KILL "${VH_PID[$n]}" 2>/dev/null
+			_wait_pid "${VH_PID[$n]}" 5
+		fi
+	done
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+		for n in "${!VH_ERR[@]}"; do
+			[ -s "${VH_ERR[$n]}" ] || continue
+			echo "---- vuser-pmd --vhost $n: last lines of stderr" >&2
+			tail -n 8 "${VH_ERR[$n]}" >&2
+		done
+	fi
+	for ((i = ${#_VT_AT_EXIT[@]} - 1; i >= 0; i--)); do
+		eval "${_VT_AT_EXIT[i]}" >/dev/null 2>&1
+	done
+	(exit "$rc")
+	_lib_cleanup
+}
+
+_vt_trap() {
+	[ -z "$_vt_trapped" ] || return 0
+	_vt_trapped=1
+	trap _vt_cleanup EXIT
+}
+
+at_exit() {
+	_vt_trap
+	_VT_AT_EXIT+=("$1")
+}
+
+vh_start() {
+	local name=$1 extra=$2; shift 2
+	_vt_trap
+	[ -z "${VH_PID[$name]:-}" ] || fail "vhost $name already running"
+	_vh_counter=$((_vh_counter + 1))
+	local sock=$T/$name.sock
+	VH_SOCK[$name]=$sock
+	VH_OUT[$name]=$T/vhost-$name-$_vh_counter.out
+	VH_ERR[$name]=$T/vhost-$name-$_vh_counter.err
+	[[ $extra == *client=1* ]] || rm -f "$sock"
+	echo "+ vuser-pmd --vhost path=$sock$extra $* &"
+	"$PMD" --json --vhost "path=$sock$extra" "$@" >"${VH_OUT[$name]}" 2>"${VH_ERR[$name]}" &
+	VH_PID[$name]=$!
+	[[ $extra == *client=1* ]] && return 0
+	wait_until 10 eval "[ -S '$sock' ] || ! alive ${VH_PID[$name]}"
+	alive "${VH_PID[$name]}" || fail "vuser-pmd --vhost $name exited during start-up"
+	[ -S "$sock" ] || fail "vuser-pmd --vhost $name: no socket $sock after 10 s"
+}
+
+# Parse vhost NAME's JSON into VJ with _pmd_parse, leaving J and PMD_* alone.
+_vh_parse() {
+	local name=$1 k
+	local -A keep=()
+	local keep_rx=("${J_QUEUES_RX[@]}") keep_tx=("${J_QUEUES_TX[@]}")
+	local keep_out=$PMD_OUT keep_err=$PMD_ERR keep_json=$PMD_JSON keep_rc=$PMD_RC
+	for k in "${!J[@]}"; do keep[$k]=${J[$k]}; done
+	PMD_OUT=${VH_OUT[$name]} PMD_ERR=${VH_ERR[$name]} PMD_RC=$VH_RC
+	_pmd_parse
+	VJ=()
+	for k in "${!J[@]}"; do VJ[$k]=${J[$k]}; done
+	VJ_QUEUES_RX=("${J_QUEUES_RX[@]}") VJ_QUEUES_TX=("${J_QUEUES_TX[@]}")
+	VH_JSON=$PMD_JSON
+	J=()
+	for k in "${!keep[@]}"; do J[$k]=${keep[$k]}; done
+	J_QUEUES_RX=("${keep_rx[@]}") J_QUEUES_TX=("${keep_tx[@]}")
+	PMD_OUT=$keep_out PMD_ERR=$keep_err PMD_JSON=$keep_json PMD_RC=$keep_rc
+}
+
+# _vh_reap NAME SECS: wait for vhost NAME to exit (SIGKILL and fail after
+# SECS), require exit 0, parse its JSON.
+_vh_reap() {
+	local name=$1 secs=$2 pid=${VH_PID[$1]}
+	if ! _wait_pid "$pid" "$secs"; then
+		kill -KILL "$pid" 2>/dev/null
+		_wait_pid "$pid" 5
+		unset 'VH_PID[$name]'
+		fail "vuser-pmd --vhost $name (pid $pid) still running after $secs s: killed"
+	fi
+	unset 'VH_PID[$name]'
+	VH_RC=$WAIT_RC
+	[ "$VH_RC" -lt 128 ] || fail "vuser-pmd --vhost $name died of signal $((VH_RC - 128))"
+	[ "$VH_RC" -eq 0 ] || fail "vuser-pmd --vhost $name exited $VH_RC"
+	_vh_parse "$name"
+}
+
+vh_stop() {
+	local name=$1 pid=${VH_PID[$1]:-}
+	[ -n "$pid" ] || fail "vhost $name is not running"
+	alive "$pid" || fail "vuser-pmd --vhost $name (pid $pid) exited before it was stopped"
+	kill -TERM "$pid"
+	_vh_reap "$name" 15
+}
+
+vh_wait() {
+	[ -n "${VH_PID[$1]:-}" ] || fail "vhost $1 is not running"
+	_vh_reap "$1" "$2"
+}
+
+vh_kill9() {
+	local name=$1 pid=${VH_PID[$1]:-}
+	[ -n "$pid" ] || return 0
+	{ kill -KILL "$pid"; _wait_pid "$pid" 5; } 2>/dev/null
+	unset 'VH_PID[$name]'
+}
+
+vh_fds() {
+	local pid=${VH_PID[$1]:-}
+	[ -n "$pid" ] && alive "$pid" || fail "vhost $1 is not running"
+	ls "/proc/$pid/fd" | wc -l
+}
+
+# Mappings of shared files (memfd, hugetlbfs): what a frontend's memory
+# table maps; 0 when no frontend is connected.
+vh_shared_maps() {
+	local pid=${VH_PID[$1]:-}
+	[ -n "$pid" ] && alive "$pid" || fail "vhost $1 is not running"
+	awk '$2 ~ /s/ && $6 != ""' "/proc/$pid/maps" | wc -l
+}
+
+vh_summary() {
+	local k line=
+	for k in rx_packets tx_packets dropped rx_drops tx_drops rx_errors tx_errors link rx_pps tx_pps; do
+		line+="$k=${VJ[$k]:-?} "
+	done
+	echo "vuser vhost: ${line}queues rx=(${VJ_QUEUES_RX[*]}) tx=(${VJ_QUEUES_TX[*]})"
+}
+
+tp_start_frontend() {
+	local name=$1 sock=$2 queues=$3; shift 3
+	_tp_new "$name"
+	local -a mem
+	# shellcheck disable=SC2206
+	mem=(${TPF_MEM:---no-huge -m $TP_MEM --single-file-segments})
+	local eal=(-l 0,1 --main-lcore 0 --no-pci "${mem[@]}"
+		--vdev "net_virtio_user0,path=$sock,queues=$queues,packed_vq=0${TP_VDEV_EXTRA:-}")
+	_tp_launch "$name" eal --rxq="$queues" --txq="$queues" "$@"
+	wait_until 30 _tp_ready "$name" || fail "testpmd $name not forwarding after 30 s"
+}
+
+check_echo_probed() {
+	local n=$1 name=$2 p
+	check_eq "vuser-pmd sent every frame: tx_packets == $n" "${J[tx_packets]}" "$n"
+	check_eq "no corrupt, duplicate or unknown frame: bad_payload == 0" "${J[bad_payload]}" 0
+	check_eq "verified == tx_packets - lost" "${J[verified]}" $((J[tx_packets] - J[lost]))
+	check_eq "rx_packets == verified + bad_payload" "${J[rx_packets]}" $((J[verified] + J[bad_payload]))
+	check_eq "no frame lost" "${J[lost]}" 0
+	check_eq "vuser dropped nothing" $((J[dropped] + J[rx_drops])) 0
+	check_eq "testpmd $name dropped nothing" "$(tp_drops)" 0
+	p=$((S[rx_packets] - J[tx_packets]))
+	echo "testpmd $name forwarded $p probe frame(s) besides the $n counted ones"
+	check "testpmd $name RX-packets == vuser tx_packets + P probes, 1 <= P (P = $p)" [ "$p" -ge 1 ]
+	check_eq "testpmd $name TX-packets == vuser rx_packets + the same $p probes" \
+		"${S[tx_packets]}" $((J[rx_packets] + p))
+	check_eq "rx_errors == 0" "${J[rx_errors]}" 0
+	check_eq "tx_errors == 0" "${J[tx_errors]}" 0
+	check_eq "link still up at the end" "${J[link]}" 1
+	PROBES=$p
+}

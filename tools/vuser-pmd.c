@@ -55,6 +55,7 @@ struct opts {
 
 struct qstate {
 	uint64_t rx, tx;
+	uint64_t probes_back;
 	unsigned inflight;
 };
 
@@ -599,6 +600,7 @@ static void do_rx(struct run *r, unsigned q, uint8_t *scratch)
 			if (is_probe(b[i])) {
 				/* A late answer to a probe: not part of the count. */
 				r->probes_back++;
+				r->q[q].probes_back++;
 				r->rx_packets--;
 				r->q[q].rx--;
 				r->rx_bytes -= b[i]->pkt_len;
@@ -700,6 +702,7 @@ static bool echo_probe(struct run *r)
 			for (int i = 0; i < n; i++) {
 				back |= is_probe(b[i]);
 				r->probes_back += is_probe(b[i]);
+				r->q[q].probes_back += is_probe(b[i]);
 			}
 			if (n > 0)
 				vuser_buf_free_bulk(b, (unsigned)n);
@@ -824,8 +827,8 @@ static void report(struct run *r)
 		       r->down_bursts_nonzero ? "false" : "true", rx_err, tx_err, rx_drops, tx_drops,
 		       r->probes_sent, r->probes_back);
 		for (unsigned q = 0; q < r->nq; q++)
-			printf("%s{\"rx\":%" PRIu64 ",\"tx\":%" PRIu64 "}", q ? "," : "", r->q[q].rx,
-			       r->q[q].tx);
+			printf("%s{\"rx\":%" PRIu64 ",\"tx\":%" PRIu64 ",\"probes_back\":%" PRIu64 "}",
+			       q ? "," : "", r->q[q].rx, r->q[q].tx, r->q[q].probes_back);
 		printf("]}\n");
 	} else {
 		printf("mode %s: %.2f s, sent %" PRIu64 " (%.3f Mpps), received %" PRIu64
