@@ -85,6 +85,9 @@ static int queue_init(struct vuser_port *p, struct vport_queue *q)
 		return verr(-ENOMEM, "arena too small for the rings");
 	if (vsplit_init(&q->vq, mem, p->cfg.queue_size, p->features & BIT(VIRTIO_F_IN_ORDER)))
 		return verr(-ENOMEM, "no memory for ring state");
+	q->refill_min = p->cfg.queue_size / 4 < 16 ? (uint16_t)(p->cfg.queue_size / 4) : 16;
+	if (!q->refill_min)
+		q->refill_min = 1;
 	q->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	q->callfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (q->kickfd < 0 || q->callfd < 0)

@@ -16,6 +16,7 @@ struct vport_queue {
 	int kickfd;              /* -1 when closed */
 	int callfd;
 	bool enabled;            /* its pair is enabled at the backend */
+	uint16_t refill_min;     /* rx: free descriptors worth a refill */
 	/* rx only: a mergeable frame whose later buffers are not used yet */
 	struct vuser_buf *part_head;
 	struct vuser_buf *part_tail;

@@ -37,8 +37,11 @@ static void rx_refill(struct vuser_port *p, struct vport_queue *q)
 
 		if (n > VPORT_BURST)
 			n = VPORT_BURST;
-		/* Refill in batches: a descriptor or two at a time costs a barrier each. */
-		if (n < 16 && !(n && !q->vq.inflight))
+		/*
+		 * Refill in batches, since each publish costs a barrier, but never
+		 * let a small ring run dry waiting for a batch.
+		 */
+		if (n < q->refill_min && !(n && !q->vq.inflight))
 			break;
 		if (!vpool_get(&p->pool, b, n))
 			break;
