@@ -24,6 +24,17 @@ void vdsplit_init(struct vdsplit *vq, const struct vmem *mem, void *desc, void *
 	WRITE_ONCE(vq->used->flags, VRING_USED_F_NO_NOTIFY);
 }
 
+void vdsplit_remap(struct vdsplit *vq, void *desc, void *avail, void *used, bool event_idx,
+		   bool indirect)
+{
+	vq->desc = desc;
+	vq->avail = avail;
+	vq->used = used;
+	vq->event_idx = event_idx;
+	vq->indirect = indirect;
+	WRITE_ONCE(vq->used->flags, VRING_USED_F_NO_NOTIFY);
+}
+
 static int violation(struct vdsplit *vq, const char *why)
 {
 	vq->why = why;

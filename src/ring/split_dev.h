@@ -57,6 +57,13 @@ struct vdwalk {
 void vdsplit_init(struct vdsplit *vq, const struct vmem *mem, void *desc, void *avail,
 		  void *used, unsigned size, uint16_t base, bool event_idx, bool indirect);
 
+/*
+ * Point a running ring at new translated addresses (the memory table or the
+ * features changed under it), keeping its position.
+ */
+void vdsplit_remap(struct vdsplit *vq, void *desc, void *avail, void *used, bool event_idx,
+		   bool indirect);
+
 /* Bytes of the avail and used parts of a ring of size entries (with event words). */
 static inline uint64_t vdsplit_avail_bytes(unsigned size) { return 4 + 2ull * size + 2; }
 static inline uint64_t vdsplit_used_bytes(unsigned size) { return 4 + 8ull * size + 2; }

@@ -132,9 +132,14 @@ static int ring_translate(struct vuser_vhost *v, struct vhq *r, const char **why
 		return -1;
 	}
 	r->vq.callfd = r->callfd;
-	vdsplit_init(&r->vq, &v->mem, desc, avail, used, r->num, r->base,
-		     v->features & BIT(VIRTIO_RING_F_EVENT_IDX),
-		     v->features & BIT(VIRTIO_RING_F_INDIRECT_DESC));
+	/* A running ring keeps its place: only a (re)start begins at the base. */
+	if (r->started)
+		vdsplit_remap(&r->vq, desc, avail, used, v->features & BIT(VIRTIO_RING_F_EVENT_IDX),
+			      v->features & BIT(VIRTIO_RING_F_INDIRECT_DESC));
+	else
+		vdsplit_init(&r->vq, &v->mem, desc, avail, used, r->num, r->base,
+			     v->features & BIT(VIRTIO_RING_F_EVENT_IDX),
+			     v->features & BIT(VIRTIO_RING_F_INDIRECT_DESC));
 	return 0;
 }
 
@@ -441,6 +446,7 @@ static int h_set_vring_kick(struct vuser_vhost *v, struct vmsg *m)
 	ring_stop_datapath(r);
 	close_fd(&r->kickfd);
 	r->kickfd = fd;
+	/* A kick on a running ring (a new fd) keeps its place; otherwise start at the base. */
 	if (!v->mem.n) {
 		r->started = false;
 		return bad(m, "ring kicked before any memory was set");
@@ -733,6 +739,11 @@ static void accept_pending(struct vuser_vhost *v)
 		return;
 	/* Blocking reads with a bounded poll are simpler than partial message state. */
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	/* The current frontend may have hung up without our noticing yet. */
+	if (v->connfd >= 0 && vsock_peer_gone(v->connfd)) {
+		vlog(VUSER_LOG_INFO, "vhost %s: frontend closed the session", v->cfg.path);
+		disconnect(v);
+	}
 	if (v->connfd >= 0) {
 		/* One frontend per socket: a second one learns at once, not by timeout. */
 		vlog(VUSER_LOG_WARN, "vhost %s: refusing a second frontend", v->cfg.path);
@@ -765,6 +776,7 @@ VUSER_API int vuser_vhost_process(struct vuser_vhost *v)
 {
 	bool was_ready;
 	uint64_t drain;
+	double start;
 
 	if (!v)
 		return verr(-EINVAL, "vuser_vhost_process: NULL vhost");
@@ -775,14 +787,19 @@ VUSER_API int vuser_vhost_process(struct vuser_vhost *v)
 		if (v->connfd >= 0)
 			cut_off(v, "%s", v->datapath_why ? v->datapath_why : "ring violation");
 	}
+	/*
+	 * Messages first: a session that ended is noticed before a new
+	 * frontend is judged a second one. Bounded in count and time, so a
+	 * frontend that floods or drips cannot keep the caller here.
+	 */
+	start = now_s();
+	for (int i = 0; i < 64 && v->connfd >= 0 && now_s() - start < 0.1; i++)
+		if (handle_one(v))
+			break;
 	if (v->listenfd >= 0)
 		accept_pending(v);
 	else if (v->connfd < 0)
 		try_connect(v);
-	/* Bounded: a flood of messages cannot keep the caller here forever. */
-	for (int i = 0; i < 64 && v->connfd >= 0; i++)
-		if (handle_one(v))
-			break;
 	return v->ready != was_ready;
 }
 
