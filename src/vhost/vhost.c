@@ -625,6 +625,7 @@ static int handle_one(struct vuser_vhost *v)
 	struct vmsg m = { .nfds = 0 };
 	const struct vmsg_rule *rule;
 	struct pollfd pfd = { .fd = v->connfd, .events = POLLIN };
+	bool want_ack;
 	int err, ret;
 
 	if (poll(&pfd, 1, 0) <= 0)
@@ -688,6 +689,9 @@ static int handle_one(struct vuser_vhost *v)
 	}
 	vlog(VUSER_LOG_DEBUG, "vhost %s: %s size %u fds %d", v->cfg.path, rule->name, m.hdr.size,
 	     m.nfds);
+	/* Decided before the handler: a reset forgets REPLY_ACK but still owes its ack. */
+	want_ack = (m.hdr.flags & VHOST_USER_NEED_REPLY_MASK) &&
+		   (v->protocol & BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK));
 	if (rule->needs_protocol && !(v->protocol & rule->needs_protocol))
 		ret = MSG_REFUSED;
 	else
@@ -701,8 +705,7 @@ static int handle_one(struct vuser_vhost *v)
 	if (rule->has_reply) {
 		/* A request with a reply of its own that we refuse gets an empty one. */
 		err = send_reply(v, &m, &m.reply, ret == MSG_OK ? m.reply_size : 0);
-	} else if ((m.hdr.flags & VHOST_USER_NEED_REPLY_MASK) &&
-		   (v->protocol & BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK))) {
+	} else if (want_ack) {
 		uint64_t status = ret == MSG_OK ? 0 : 1;
 
 		err = send_reply(v, &m, &status, sizeof(status));
@@ -781,9 +784,10 @@ VUSER_API int vuser_vhost_process(struct vuser_vhost *v)
 	if (!v)
 		return verr(-EINVAL, "vuser_vhost_process: NULL vhost");
 	was_ready = v->ready;
+	/* Drain first: a wake-up that raced with the flag must not stay readable. */
+	if (read(v->evfd, &drain, sizeof(drain)) < 0)
+		drain = 0;
 	if (__atomic_exchange_n(&v->violation_pending, 0, __ATOMIC_ACQ_REL)) {
-		if (read(v->evfd, &drain, sizeof(drain)) < 0)
-			drain = 0;
 		if (v->connfd >= 0)
 			cut_off(v, "%s", v->datapath_why ? v->datapath_why : "ring violation");
 	}
