@@ -12,34 +12,6 @@
 #include "testlib.h"
 #include "vuser/vuser.h"
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-static long rss_kib(void)
-{
-	long pages = 0, rss = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-		rss = -1;
-	fclose(f);
-	return rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 /* One round also moves a few frames, so the datapath's state is torn down too. */
 static int round_trip(const char *devargs)
 {
@@ -75,16 +47,16 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 10; i++)
 		if (round_trip(argv[1]))
 			return 1;
-	fds0 = count_fds();
-	rss0 = rss_kib();
+	fds0 = t_count_fds();
+	rss0 = t_rss_kib();
 	for (int i = 0; i < rounds; i++) {
 		if (round_trip(argv[1])) {
 			fprintf(stderr, "round %d failed\n", i);
 			return 1;
 		}
 	}
-	fds1 = count_fds();
-	rss1 = rss_kib();
+	fds1 = t_count_fds();
+	rss1 = t_rss_kib();
 	printf("rounds %d fds %d -> %d rss %ld KiB -> %ld KiB\n", rounds, fds0, fds1, rss0, rss1);
 	CHECK_EQ(fds1, fds0);
 	/* A leak of even one arena (several MiB) per round would show many times over. */

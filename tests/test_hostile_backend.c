@@ -35,10 +35,6 @@
 #include "vuser/uapi/virtio_ring.h"
 #include "testlib.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-/* ASan's quarantine holds freed memory resident; drain it before reading RSS. */
-void __sanitizer_purge_allocator(void);
-#endif
 
 #define BIT(n) (1ull << (n))
 
@@ -67,38 +63,6 @@ static void sleep_ms(unsigned ms)
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
 
 	nanosleep(&ts, NULL);
-}
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* the directory stream's own */
-}
-
-static long rss_kib(void)
-{
-	long size = 0, res = -1;
-	FILE *f;
-
-#if defined(__SANITIZE_ADDRESS__)
-	__sanitizer_purge_allocator();
-#endif
-	f = fopen("/proc/self/statm", "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld %ld", &size, &res) != 2)
-		res = -1;
-	fclose(f);
-	return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 /* ------------------------------------------------------------ fake backend */
@@ -728,7 +692,7 @@ static void expect_open_fails(const char *what, struct fb_script sc, int err,
 	struct fakebe *fb;
 	char msg[256];
 
-	fds0 = count_fds();
+	fds0 = t_count_fds();
 	fb = fakebe_start(&sc);
 	if (!fb) {
 		CHECK(!"fake backend started");
@@ -749,7 +713,7 @@ static void expect_open_fails(const char *what, struct fb_script sc, int err,
 	fakebe_stop(fb);
 	fakebe_check(fb, what);
 	fakebe_destroy(fb);
-	CHECK_EQ(count_fds(), fds0);
+	CHECK_EQ(t_count_fds(), fds0);
 	if (t_failures != before)
 		fprintf(stderr, "  case %s: open -> %d (%s) \"%s\"\n", what, ret,
 			ret < 0 ? strerror(-ret) : "success", msg);
@@ -1725,7 +1689,7 @@ int main(void)
 	vuser_set_log(NULL, NULL, VUSER_LOG_ERR);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	fds0 = count_fds();
+	fds0 = t_count_fds();
 	for (size_t i = 0; i < NELEM(cases); i++) {
 		int before = t_failures;
 		long long t0 = now_ms();
@@ -1737,15 +1701,15 @@ int main(void)
 
 	first = t_failures;
 	/* The first pass was the warm-up: pools, thread stacks and stdio are in place. */
-	rss0 = rss_kib();
+	rss0 = t_rss_kib();
 	for (int r = 1; r < LOOP_ROUNDS; r++) {
 		int n = run_round_quietly(first, &printed);
 
 		loop_failures += n;
 		failed_rounds += n != 0;
 	}
-	fds1 = count_fds();
-	rss1 = rss_kib();
+	fds1 = t_count_fds();
+	rss1 = t_rss_kib();
 	printf("%d more rounds of cases 1-11: %d failed check(s) in %d round(s); "
 	       "fds %d -> %d, RSS %ld -> %ld KiB\n",
 	       LOOP_ROUNDS - 1, loop_failures, failed_rounds, fds0, fds1, rss0, rss1);

@@ -36,20 +36,6 @@
 #include "vuser/uapi/virtio_ring.h"
 #include "testlib.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define T_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define T_ASAN 1
-#endif
-#endif
-#ifndef T_ASAN
-#define T_ASAN 0
-#endif
-#if T_ASAN
-/* ASan's quarantine holds freed memory resident; drain it before reading RSS. */
-void __sanitizer_purge_allocator(void);
-#endif
 
 #define BIT(n) (1ull << (n))
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -116,38 +102,6 @@ static void sleep_ms(unsigned ms)
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
 
 	nanosleep(&ts, NULL);
-}
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* the directory stream's own */
-}
-
-static long rss_kib(void)
-{
-	long size = 0, res = -1;
-	FILE *f;
-
-#if T_ASAN
-	__sanitizer_purge_allocator();
-#endif
-	f = fopen("/proc/self/statm", "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld %ld", &size, &res) != 2)
-		res = -1;
-	fclose(f);
-	return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 /* Mappings of the frontends' memfds still in this process: the vhost's must all be gone. */
@@ -2811,7 +2765,7 @@ int main(void)
 
 	vuser_set_log(NULL, NULL, VUSER_LOG_ERR);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	fds_start = count_fds();
+	fds_start = t_count_fds();
 
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
@@ -2860,8 +2814,8 @@ int main(void)
 		}
 	}
 	printf("round 1: %zu cases in %lld ms\n", NELEM(cases), now_ms() - t0);
-	fds_warm = count_fds();
-	rss_warm = rss_kib();
+	fds_warm = t_count_fds();
+	rss_warm = t_rss_kib();
 
 	t_loop = now_ms();
 	for (int r = 2; r <= rounds; r++) {
@@ -2878,8 +2832,8 @@ int main(void)
 		}
 	}
 	t_loop = now_ms() - t_loop;
-	fds_end = count_fds();
-	rss_end = rss_kib();
+	fds_end = t_count_fds();
+	rss_end = t_rss_kib();
 
 	pthread_mutex_lock(&S.mu);
 	S.stop = true;
@@ -2927,7 +2881,7 @@ int main(void)
 	pthread_mutex_destroy(&S.mu);
 	CHECK(access(sock_path, F_OK) != 0);
 	CHECK_EQ(rmdir(dir), 0);
-	fds_final = count_fds();
+	fds_final = t_count_fds();
 	printf("fds %d at start, %d at exit\n", fds_start, fds_final);
 	CHECK_EQ(fds_final, fds_start);
 	return t_result();
