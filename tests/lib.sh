@@ -439,27 +439,33 @@ trap 'exit 143' TERM
 #                       in the background (VH_PID[NAME], VH_SOCK[NAME]); waits
 #                       for the socket (unless EXTRA has client=1)
 #   vh_stop NAME        SIGTERM (it prints its JSON then), bounded wait, then
-#                       parse its JSON into VJ[...], VJ_QUEUES_RX/TX (J stays)
+#                       parse its JSON into VJ[...], VJ_QUEUES_RX/TX/PROBES
+#                       (J stays as it was)
 #   vh_wait NAME SECS   wait for it to end by itself (--count, --duration), parse
 #   vh_kill9 NAME       SIGKILL, no JSON
 #   vh_fds NAME         its number of open fds
-#   vh_shared_maps NAME its mappings of shared files (a frontend's memory)
+#   vh_shared_maps NAME its writable shared mappings: its own pool, plus a
+#                       connected frontend's memory
 #   vh_summary          one line with VJ's main counters
 #   tp_start_frontend NAME SOCK QUEUES [testpmd app args...]
 #                       DPDK testpmd's virtio_user frontend connecting to SOCK,
 #                       main lcore 0 and forwarding lcore 1 (so vuser-pmd
 #                       --cpu 0); TP_VDEV_EXTRA is appended to its vdev, and
 #                       TPF_MEM (words) replaces its memory options
+#   tp_launch_frontend ...  the same, without waiting for it to forward
 #   check_echo_probed N NAME
-#                       check_echo for a testpmd that also forwarded echo's
-#                       probe frames: its counts exceed vuser's by the same
-#                       number P >= 1 of probes both ways
-#   at_exit CMD         run CMD (eval) on exit, before everything else stops
-# The first vh_start / at_exit installs an EXIT trap that stops the vhost
-# devices and runs the at_exit commands, then the usual cleanup.
+#                       check_echo for testpmd NAME as the frontend of vuser's
+#                       vhost (echo): its counts exceed vuser's by the probes
+#                       that came back (probes_back >= 1) both ways, and
+#                       nothing was dropped anywhere
+#   at_exit CMD         run CMD (eval) on exit, last in first out, once the
+#                       vhost devices and testpmds have stopped and before $T
+#                       is removed
+# The first vh_start / at_exit installs an EXIT trap that does that, then
+# the usual cleanup (_lib_cleanup).
 
 declare -A VH_PID=() VH_OUT=() VH_ERR=() VH_SOCK=() VJ=()
-declare -a VJ_QUEUES_RX=() VJ_QUEUES_TX=() _VT_AT_EXIT=()
+declare -a VJ_QUEUES_RX=() VJ_QUEUES_TX=() VJ_QUEUES_PROBES=() _VT_AT_EXIT=()
 VH_RC='' VH_JSON=''
 _vh_counter=0
 _vt_trapped=''
@@ -468,8 +474,7 @@ _vt_cleanup() {
 	local rc=$? n i
 	for n in "${!VH_PID[@]}"; do
 		if alive "${VH_PID[$n]}"; then
-			kill -KILL "${VH_PID[$n]}" 2>/dev/null
-			_wait_pid "${VH_PID[$n]}" 5
+			{ kill -KILL "${VH_PID[$n]}"; _wait_pid "${VH_PID[$n]}" 5; } 2>/dev/null
 		fi
 	done
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
@@ -479,6 +484,10 @@ _vt_cleanup() {
 			tail -n 8 "${VH_ERR[$n]}" >&2
 		done
 	fi
+	# testpmd goes before the at_exit commands (they may unmount its memory).
+	for n in "${!TP_PID[@]}"; do
+		tp_stop "$n" >/dev/null 2>&1
+	done
 	for ((i = ${#_VT_AT_EXIT[@]} - 1; i >= 0; i--)); do
 		eval "${_VT_AT_EXIT[i]}" >/dev/null 2>&1
 	done
@@ -520,7 +529,7 @@ vh_start() {
 _vh_parse() {
 	local name=$1 k
 	local -A keep=()
-	local keep_rx=("${J_QUEUES_RX[@]}") keep_tx=("${J_QUEUES_TX[@]}")
+	local keep_rx=("${J_QUEUES_RX[@]}") keep_tx=("${J_QUEUES_TX[@]}") keep_pb=("${J_QUEUES_PROBES[@]}")
 	local keep_out=$PMD_OUT keep_err=$PMD_ERR keep_json=$PMD_JSON keep_rc=$PMD_RC
 	for k in "${!J[@]}"; do keep[$k]=${J[$k]}; done
 	PMD_OUT=${VH_OUT[$name]} PMD_ERR=${VH_ERR[$name]} PMD_RC=$VH_RC
@@ -528,10 +537,11 @@ _vh_parse() {
 	VJ=()
 	for k in "${!J[@]}"; do VJ[$k]=${J[$k]}; done
 	VJ_QUEUES_RX=("${J_QUEUES_RX[@]}") VJ_QUEUES_TX=("${J_QUEUES_TX[@]}")
+	VJ_QUEUES_PROBES=("${J_QUEUES_PROBES[@]}")
 	VH_JSON=$PMD_JSON
 	J=()
 	for k in "${!keep[@]}"; do J[$k]=${keep[$k]}; done
-	J_QUEUES_RX=("${keep_rx[@]}") J_QUEUES_TX=("${keep_tx[@]}")
+	J_QUEUES_RX=("${keep_rx[@]}") J_QUEUES_TX=("${keep_tx[@]}") J_QUEUES_PROBES=("${keep_pb[@]}")
 	PMD_OUT=$keep_out PMD_ERR=$keep_err PMD_JSON=$keep_json PMD_RC=$keep_rc
 }
 
@@ -578,12 +588,12 @@ vh_fds() {
 	ls "/proc/$pid/fd" | wc -l
 }
 
-# Mappings of shared files (memfd, hugetlbfs): what a frontend's memory
-# table maps; 0 when no frontend is connected.
+# Writable shared mappings (memfd, hugetlbfs files): the vhost's own pool
+# and what a frontend's memory table maps.
 vh_shared_maps() {
 	local pid=${VH_PID[$1]:-}
 	[ -n "$pid" ] && alive "$pid" || fail "vhost $1 is not running"
-	awk '$2 ~ /s/ && $6 != ""' "/proc/$pid/maps" | wc -l
+	awk '$2 ~ /^rw.s/' "/proc/$pid/maps" | wc -l
 }
 
 vh_summary() {
@@ -595,6 +605,13 @@ vh_summary() {
 }
 
 tp_start_frontend() {
+	tp_launch_frontend "$@"
+	wait_until 30 _tp_ready "$1" || fail "testpmd $1 not forwarding after 30 s"
+}
+
+# tp_launch_frontend: the same without waiting for it to forward (for a
+# frontend that the vhost is expected to refuse).
+tp_launch_frontend() {
 	local name=$1 sock=$2 queues=$3; shift 3
 	_tp_new "$name"
 	local -a mem
@@ -603,7 +620,6 @@ tp_start_frontend() {
 	local eal=(-l 0,1 --main-lcore 0 --no-pci "${mem[@]}"
 		--vdev "net_virtio_user0,path=$sock,queues=$queues,packed_vq=0${TP_VDEV_EXTRA:-}")
 	_tp_launch "$name" eal --rxq="$queues" --txq="$queues" "$@"
-	wait_until 30 _tp_ready "$name" || fail "testpmd $name not forwarding after 30 s"
 }
 
 check_echo_probed() {
@@ -615,10 +631,12 @@ check_echo_probed() {
 	check_eq "no frame lost" "${J[lost]}" 0
 	check_eq "vuser dropped nothing" $((J[dropped] + J[rx_drops])) 0
 	check_eq "testpmd $name dropped nothing" "$(tp_drops)" 0
-	p=$((S[rx_packets] - J[tx_packets]))
-	echo "testpmd $name forwarded $p probe frame(s) besides the $n counted ones"
-	check "testpmd $name RX-packets == vuser tx_packets + P probes, 1 <= P (P = $p)" [ "$p" -ge 1 ]
-	check_eq "testpmd $name TX-packets == vuser rx_packets + the same $p probes" \
+	p=${J[probes_back]:?vuser-pmd JSON has no probes_back}
+	echo "testpmd $name forwarded $p probe frame(s) besides the $n counted ones (vuser sent ${J[probes_sent]:-?})"
+	check "at least one probe came back (probes_back $p)" [ "$p" -ge 1 ]
+	check_eq "testpmd $name RX-packets == vuser tx_packets + $p probes back" \
+		"${S[rx_packets]}" $((J[tx_packets] + p))
+	check_eq "testpmd $name TX-packets == vuser rx_packets + $p probes back" \
 		"${S[tx_packets]}" $((J[rx_packets] + p))
 	check_eq "rx_errors == 0" "${J[rx_errors]}" 0
 	check_eq "tx_errors == 0" "${J[tx_errors]}" 0

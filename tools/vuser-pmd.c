@@ -876,7 +876,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "vuser-pmd: cannot open vhost device: %s\n", strerror(-err));
 			return 1;
 		}
-		if (vuser_vhost_wait_ready(r.vhost, (int)(r.o.wait_ready * 1000)) != 1) {
+		/* In slices, so that a signal stops the wait promptly. */
+		for (double waited = 0; !stop_requested && waited < r.o.wait_ready; waited += 0.1)
+			if (vuser_vhost_wait_ready(r.vhost, 100) == 1)
+				break;
+		if (!vuser_vhost_ready(r.vhost)) {
 			fprintf(stderr, "vuser-pmd: no frontend became ready within %.0f s\n",
 				r.o.wait_ready);
 			vuser_vhost_close(r.vhost);

@@ -146,17 +146,20 @@ static int ring_translate(struct vuser_vhost *v, struct vhq *r, const char **why
 /* Recompute which rings the datapath may use, and whether the device is ready. */
 static void update_live(struct vuser_vhost *v)
 {
-	bool ready = v->connfd >= 0 && v->features_set && v->mem.n;
-
+	/*
+	 * virtio-net enables queue pairs from the first one up, so the device
+	 * moves frames exactly while pair 0 runs; a frontend tearing down
+	 * stops pair 0 first, and no other queue may keep going after it.
+	 */
+	v->ready = v->connfd >= 0 && v->features_set && v->mem.n && v->rings[0].started &&
+		   v->rings[0].enabled && v->rings[1].started && v->rings[1].enabled;
 	for (unsigned i = 0; i < v->nrings; i++) {
 		struct vhq *r = &v->rings[i];
-		bool live = ready && r->started && r->enabled;
+		bool live = v->ready && r->started && r->enabled;
 
 		r->vq.callfd = r->callfd;
 		__atomic_store_n(&r->live, live, __ATOMIC_SEQ_CST);
 	}
-	v->ready = ready && v->rings[0].started && v->rings[0].enabled &&
-		   v->rings[1].started && v->rings[1].enabled;
 }
 
 static void ring_reset(struct vhq *r)
