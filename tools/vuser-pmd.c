@@ -881,8 +881,11 @@ int main(int argc, char **argv)
 			if (vuser_vhost_wait_ready(r.vhost, 100) == 1)
 				break;
 		if (!vuser_vhost_ready(r.vhost)) {
-			fprintf(stderr, "vuser-pmd: no frontend became ready within %.0f s\n",
-				r.o.wait_ready);
+			if (stop_requested)
+				fprintf(stderr, "vuser-pmd: stopped before a frontend became ready\n");
+			else
+				fprintf(stderr, "vuser-pmd: no frontend became ready within %.0f s\n",
+					r.o.wait_ready);
 			vuser_vhost_close(r.vhost);
 			return 1;
 		}
