@@ -55,6 +55,20 @@ static void violate(struct vuser_vhost *v, struct vhq *r)
 		return;
 }
 
+/* The end of every burst that got through: publish, leave, count. */
+static void burst_done(struct vhq *r, uint16_t consumed, uint64_t pkts, uint64_t bytes,
+		       uint64_t drops)
+{
+	r->vq.last_avail += consumed;
+	if (consumed)
+		vdsplit_publish(&r->vq);
+	leave(r);
+	stat_add(&r->st.packets, pkts);
+	stat_add(&r->st.bytes, bytes);
+	if (drops)
+		stat_add(&r->st.drops, drops);
+}
+
 /* --------------------------------------------------- from the frontend */
 
 /*
@@ -190,14 +204,7 @@ int vhost_rx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 	}
 	if (taken < (unsigned)avail)
 		vpool_put(&v->pool, fresh + taken, (unsigned)avail - taken);
-	r->vq.last_avail += (uint16_t)taken;
-	if (taken)
-		vdsplit_publish(&r->vq);
-	leave(r);
-	stat_add(&r->st.packets, nb);
-	stat_add(&r->st.bytes, bytes);
-	if (drops)
-		stat_add(&r->st.drops, drops);
+	burst_done(r, (uint16_t)taken, nb, bytes, drops);
 	return (int)nb;
 
 violation_free:
@@ -410,14 +417,7 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 		sent++;
 		vpool_put_chains(&f, 1);
 	}
-	r->vq.last_avail += used;
-	if (used)
-		vdsplit_publish(&r->vq);
-	leave(r);
-	stat_add(&r->st.packets, sent);
-	stat_add(&r->st.bytes, bytes);
-	if (drops)
-		stat_add(&r->st.drops, drops);
+	burst_done(r, used, sent, bytes, drops);
 	return (int)done;
 
 violation:
