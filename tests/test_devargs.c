@@ -208,8 +208,6 @@ static const struct bad_case {
 	  "multi-queue needs the control queue (cq=1)" },
 	{ "path=" SOCK ",cq=0,queues=32", -EINVAL, "cq=0 with queues=32", "cq=1" },
 	{ "path=" SOCK ",server=1", -ENOTSUP, "server=1", "server mode is not supported yet" },
-	{ "path=" SOCK ",packed_vq=1", -ENOTSUP, "packed_vq=1",
-	  "packed rings are not supported yet" },
 	/* a wrong value is reported before an unsupported feature */
 	{ "path=" SOCK ",server=1,queues=2,cq=0", -EINVAL, "cq=0 with queues=2", NULL },
 };
@@ -344,6 +342,15 @@ static void test_good_devargs(void)
 	memcpy(want.mac, (uint8_t[6]){ 0x02, 0, 0, 0, 0, 0x42 }, 6);
 	good("queue_size=1024,mac=02:00:00:00:00:42,in_order=0,packed_vq=0,server=0,"
 	     "cq=1,mrg_rxbuf=1,queues=8,path=" SOCK, &want);
+
+	/* A size that is not a power of two is fine once packed_vq=1 comes, before or after. */
+	want = with_path(SOCK);
+	want.packed_vq = true;
+	want.queue_size = 1025;
+	good("path=" SOCK ",queue_size=1025,packed_vq=1", &want);
+	good("packed_vq=1,queue_size=0x401,path=" SOCK, &want);
+	want.queue_size = 255;
+	good("path=" SOCK ",packed_vq=1,queue_size=255", &want);
 }
 
 static void test_check(void)
@@ -420,10 +427,13 @@ static void test_check(void)
 	cfg.server = true;
 	bad_config(&cfg, -ENOTSUP, "server=1", "server mode is not supported yet", "server");
 
+	/* Packed rings take any size; split rings need a power of two. */
 	cfg = with_path(SOCK);
 	cfg.packed_vq = true;
-	bad_config(&cfg, -ENOTSUP, "packed_vq=1", "packed rings are not supported yet",
-		   "packed_vq");
+	cfg.queue_size = 1000;
+	CHECK_EQ(vuser_port_config_check(&cfg), 0);
+	cfg.packed_vq = false;
+	bad_config(&cfg, -EINVAL, "queue_size=1000", "not a power of two", "packed_vq=1");
 
 	cfg = with_path("/dev/vhost-net");
 	bad_config(&cfg, -ENOTSUP, "path=/dev/vhost-net",

@@ -814,14 +814,15 @@ static void report(struct run *r)
 		tx_drops += st.tx[q].drops;
 	}
 	if (r->o.json) {
-		printf("{\"mode\":\"%s\",\"elapsed\":%.3f,\"tx_packets\":%" PRIu64 ",\"rx_packets\":%" PRIu64
+		printf("{\"mode\":\"%s\",\"features\":\"0x%llx\",\"packed\":%d,\"elapsed\":%.3f,\"tx_packets\":%" PRIu64 ",\"rx_packets\":%" PRIu64
 		       ",\"tx_bytes\":%" PRIu64 ",\"rx_bytes\":%" PRIu64 ",\"tx_pps\":%.0f,\"rx_pps\":%.0f"
 		       ",\"dropped\":%" PRIu64 ",\"bad_payload\":%" PRIu64 ",\"lost\":%" PRIu64
 		       ",\"verified\":%" PRIu64 ",\"active_queues\":%u,\"link\":%d,\"down_bursts_ok\":%s"
 		       ",\"rx_errors\":%" PRIu64 ",\"tx_errors\":%" PRIu64 ",\"rx_drops\":%" PRIu64
 		       ",\"tx_drops\":%" PRIu64 ",\"probes_sent\":%" PRIu64 ",\"probes_back\":%" PRIu64
 		       ",\"queues\":[",
-		       mode_names[r->o.mode], el, r->tx_packets, r->rx_packets, r->tx_bytes, r->rx_bytes,
+		       mode_names[r->o.mode], (unsigned long long)r->info.features,
+		       (int)((r->info.features >> 34) & 1), el, r->tx_packets, r->rx_packets, r->tx_bytes, r->rx_bytes,
 		       (double)r->tx_packets / el, (double)r->rx_packets / el, r->dropped,
 		       r->bad_payload, lost, r->verified, r->info.active_queues, r->link_lost ? 0 : 1,
 		       r->down_bursts_nonzero ? "false" : "true", rx_err, tx_err, rx_drops, tx_drops,

@@ -66,13 +66,15 @@ void vuser_set_log(vuser_log_fn fn, void *arg, enum vuser_log_level max_level);
  *   path=<socket>   the vhost-user socket (mandatory)
  *   mac=<xx:xx:xx:xx:xx:xx>  unicast MAC (default: a random local one)
  *   cq=<0|1>        control queue; on by default when queues > 1
- *   queue_size=<n>  descriptors per ring: power of two, 1..32768 (256)
+ *   queue_size=<n>  descriptors per ring, 1..32768 (256); a power of two
+ *                   unless packed rings are in use
  *   queues=<n>      queue pairs, 1..VUSER_MAX_QUEUE_PAIRS (1)
  *   iface=<name>    tap name for vhost-kernel (not supported yet)
  *   server=<0|1>    listen on path instead of connecting (not supported yet)
  *   mrg_rxbuf=<0|1> mergeable receive buffers (1)
  *   in_order=<0|1>  in-order use of descriptors (1)
- *   packed_vq=<0|1> packed rings (0; 1 is not supported yet)
+ *   packed_vq=<0|1> ask for packed rings (0); split rings when the
+ *                   backend offers no VIRTIO_F_RING_PACKED
  * Strings are copied into the struct: it owns no memory.
  */
 struct vuser_port_config {

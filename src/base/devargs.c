@@ -50,6 +50,7 @@ enum key_kind {
 struct range {
 	unsigned long long min, max;
 	bool pow2;      /* virtio split rings: Queue Size must be a power of two */
+	bool pow2_split;/* ... but only split ones: judged once packed_vq is known */
 	bool zero_auto; /* 0 below min still means "let the library pick" */
 };
 
@@ -88,7 +89,19 @@ struct key {
 
 static const struct range queue_pairs_range = { .min = 1, .max = VUSER_MAX_QUEUE_PAIRS };
 /* The virtio split ring's limit on Queue Size. */
-static const struct range queue_size_range = { .min = 1, .max = 32768, .pow2 = true };
+static const struct range queue_size_range = { .min = 1, .max = 32768, .pow2 = true,
+						.pow2_split = true };
+
+/*
+ * A rule that depends on a key that may come later in the string (a queue
+ * size that is not a power of two is fine for packed rings only): its
+ * message is written while the value is at hand, as the user typed it, and
+ * raised once every item is in.
+ */
+static _Thread_local struct {
+	int err;
+	char msg[200];
+} deferred;
 static const struct range mem_slots_range = { .min = 1, .max = VUSER_VHOST_MAX_MEM_SLOTS };
 /* vhost.h's bounds; 0 leaves the size to the device, from queues. */
 static const struct range pool_range = { .min = 64, .max = 1048576, .zero_auto = true };
@@ -271,8 +284,13 @@ static int parse_count(struct span item, struct span v, unsigned *dst, const str
 		return verr(-EINVAL, "devargs: %.*s%s: not a number (decimal, or hex after 0x)",
 			    QUOTE(item));
 	/* Before the cast: 2^32 + 1 must not pass as 1. */
-	if (range_bad(r, n, &err, why, sizeof(why)))
-		return verr(err, "devargs: %.*s%s: %s", QUOTE(item), why);
+	if (range_bad(r, n, &err, why, sizeof(why))) {
+		if (!(r->pow2_split && n >= r->min && n <= r->max))
+			return verr(err, "devargs: %.*s%s: %s", QUOTE(item), why);
+		deferred.err = err;
+		snprintf(deferred.msg, sizeof(deferred.msg), "devargs: %.*s%s: %s (packed_vq=1 allows any size)",
+			 QUOTE(item), why);
+	}
 	*dst = (unsigned)n;
 	return 0;
 }
@@ -425,7 +443,9 @@ static int check_keys(const struct key *keys, size_t nb, const void *cfg, const 
 			break;
 		case KEY_COUNT:
 			n = *(const unsigned *)cfield(cfg, k->off);
-			if (range_bad(k->range, n, &err, buf, sizeof(buf)))
+			/* The power-of-two rule of a split-only range is the caller's. */
+			if (range_bad(k->range, n, &err, buf, sizeof(buf)) &&
+			    !(k->range->pow2_split && n >= k->range->min && n <= k->range->max))
 				return verr(err, "%s: %s=%u: %s", who, k->name, n, buf);
 			break;
 		case KEY_MAC:
@@ -454,6 +474,9 @@ static int port_check(const struct vuser_port_config *cfg, const char *who)
 	ret = check_keys(port_keys, ARRAY_SIZE(port_keys), cfg, who);
 	if (ret < 0)
 		return ret;
+	if (!cfg->packed_vq && (cfg->queue_size & (cfg->queue_size - 1)))
+		return verr(-EINVAL, "%s: queue_size=%u: not a power of two in 1..32768 (packed_vq=1 allows any size)",
+			    who, cfg->queue_size);
 	if (cfg->queues > 1 && !cfg->cq)
 		return verr(-EINVAL, "%s: cq=0 with queues=%u: multi-queue needs the control queue (cq=1)",
 			    who, cfg->queues);
@@ -467,8 +490,6 @@ static int port_check(const struct vuser_port_config *cfg, const char *who)
 			    who, cfg->iface);
 	if (cfg->server)
 		return verr(-ENOTSUP, "%s: server=1: server mode is not supported yet", who);
-	if (cfg->packed_vq)
-		return verr(-ENOTSUP, "%s: packed_vq=1: packed rings are not supported yet", who);
 	return 0;
 }
 
@@ -507,9 +528,12 @@ VUSER_API int vuser_port_config_parse(const char *devargs, struct vuser_port_con
 	int ret;
 
 	vuser_port_config_init(cfg);
+	deferred.err = 0;
 	ret = parse_items(port_keys, ARRAY_SIZE(port_keys), devargs, cfg);
 	if (ret < 0)
 		return ret;
+	if (deferred.err && !cfg->packed_vq)
+		return verr(deferred.err, "%s", deferred.msg);
 	/* DPDK's default: multi-queue is steered through the control queue. */
 	if (!cfg->cq_set && cfg->queues > 1)
 		cfg->cq = true;

@@ -67,7 +67,7 @@ static void queues_destroy(struct vuser_port *p)
 		struct vport_queue *qs[2] = { &p->rxq[q], &p->txq[q] };
 
 		for (int i = 0; i < 2; i++) {
-			vsplit_destroy(&qs[i]->vq);
+			vring_destroy(&qs[i]->vq);
 			close_fd(&qs[i]->kickfd);
 			close_fd(&qs[i]->callfd);
 		}
@@ -79,11 +79,12 @@ static void queues_destroy(struct vuser_port *p)
 
 static int queue_init(struct vuser_port *p, struct vport_queue *q)
 {
-	void *mem = varena_carve(&p->arena, vsplit_mem_size(p->cfg.queue_size), VSPLIT_MEM_ALIGN);
+	bool packed = p->features & BIT(VIRTIO_F_RING_PACKED);
+	void *mem = varena_carve(&p->arena, vring_mem_size(packed, p->cfg.queue_size), VRING_MEM_ALIGN);
 
 	if (!mem)
 		return verr(-ENOMEM, "arena too small for the rings");
-	if (vsplit_init(&q->vq, mem, p->cfg.queue_size, p->features & BIT(VIRTIO_F_IN_ORDER)))
+	if (vring_init(&q->vq, packed, mem, p->cfg.queue_size, p->features & BIT(VIRTIO_F_IN_ORDER)))
 		return verr(-ENOMEM, "no memory for ring state");
 	q->refill_min = p->cfg.queue_size / 4 < 16 ? (uint16_t)(p->cfg.queue_size / 4) : 16;
 	if (!q->refill_min)
@@ -127,7 +128,9 @@ static int queues_create(struct vuser_port *p)
 /* Size the arena for the rings and the pool before anything is carved. */
 static size_t arena_size(const struct vuser_port_config *cfg)
 {
-	size_t ring = valign_up(vsplit_mem_size(cfg->queue_size), VSPLIT_MEM_ALIGN);
+	/* Room for either layout: packed_vq=1 still gets split rings from a backend without packed. */
+	size_t split = vring_mem_size(false, cfg->queue_size), packed = vring_mem_size(true, cfg->queue_size);
+	size_t ring = valign_up(split > packed ? split : packed, VRING_MEM_ALIGN);
 
 	return ring * 2 * cfg->queues + vpool_mem_size(pool_size(cfg)) + 64;
 }
@@ -172,7 +175,14 @@ static int negotiate(struct vuser_port *p)
 		want |= BIT(VIRTIO_NET_F_MRG_RXBUF);
 	if (p->cfg.in_order)
 		want |= BIT(VIRTIO_F_IN_ORDER);
+	if (p->cfg.packed_vq)
+		want |= BIT(VIRTIO_F_RING_PACKED);
 	p->features = p->backend_features & want;
+	/* A backend without packed rings gets split ones, which need a power of two. */
+	if (!(p->features & BIT(VIRTIO_F_RING_PACKED)) &&
+	    (p->cfg.queue_size & (p->cfg.queue_size - 1)))
+		return verr(-ENOTSUP, "queue_size=%u: backend %s offers no packed rings, and split rings need a power of two",
+			    p->cfg.queue_size, p->cfg.path);
 	p->mrg_rxbuf = p->features & BIT(VIRTIO_NET_F_MRG_RXBUF);
 	/* VERSION_1 always carries num_buffers in the header (5.1.6). */
 	p->hdr_len = sizeof(struct virtio_net_hdr_mrg_rxbuf);
@@ -184,12 +194,16 @@ static int ring_setup(struct vuser_port *p, unsigned idx, struct vport_queue *q)
 	const struct vbackend_ops *ops = p->be->ops;
 	int err;
 
-	err = ops->set_vring_num(p->be, idx, q->vq.size);
+	uint64_t desc, avail, used;
+	/* Packed rings start at index 0 with both wrap counters at 1 (bits 15 and 31). */
+	unsigned base = q->vq.packed ? (1u << 15) | (1u << 31) : 0;
+
+	vring_addrs(&q->vq, &desc, &avail, &used);
+	err = ops->set_vring_num(p->be, idx, vring_size(&q->vq));
 	if (!err)
-		err = ops->set_vring_base(p->be, idx, 0);
+		err = ops->set_vring_base(p->be, idx, base);
 	if (!err)
-		err = ops->set_vring_addr(p->be, idx, (uintptr_t)q->vq.desc,
-					  (uintptr_t)q->vq.avail, (uintptr_t)q->vq.used);
+		err = ops->set_vring_addr(p->be, idx, desc, avail, used);
 	/* The backend takes the kick fd as the sign that a ring is ready: last. */
 	if (!err)
 		err = ops->set_vring_kick(p->be, idx, q->kickfd);
@@ -199,7 +213,7 @@ static int ring_setup(struct vuser_port *p, unsigned idx, struct vport_queue *q)
 static int rx_fill(struct vuser_port *p, struct vport_queue *q)
 {
 	struct vuser_buf *b[64];
-	unsigned left = vsplit_free_descs(&q->vq);
+	unsigned left = vring_free_descs(&q->vq);
 
 	while (left) {
 		unsigned n = left < 64 ? left : 64;
@@ -208,10 +222,10 @@ static int rx_fill(struct vuser_port *p, struct vport_queue *q)
 			return verr(-ENOMEM, "buffer pool too small to fill the rx rings");
 		for (unsigned i = 0; i < n; i++)
 			vbuf_reset(b[i]);
-		vsplit_post_rx(&q->vq, b, n, p->hdr_len);
+		vring_post_rx(&q->vq, b, n, p->hdr_len);
 		left -= n;
 	}
-	vsplit_publish(&q->vq);
+	vring_publish(&q->vq);
 	return 0;
 }
 
@@ -466,7 +480,7 @@ static void stats_read(const struct vport_queue *q, struct vuser_queue_stats *s)
 	s->bytes = __atomic_load_n(&q->st.bytes, __ATOMIC_RELAXED);
 	s->drops = __atomic_load_n(&q->st.drops, __ATOMIC_RELAXED);
 	s->errors = __atomic_load_n(&q->st.errors, __ATOMIC_RELAXED) +
-		    __atomic_load_n(&q->vq.errors, __ATOMIC_RELAXED);
+		    __atomic_load_n(vring_errors(&q->vq), __ATOMIC_RELAXED);
 }
 
 VUSER_API int vuser_port_stats(struct vuser_port *p, struct vuser_port_stats *st)

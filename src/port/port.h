@@ -8,11 +8,11 @@
 #include "backend/backend.h"
 #include "base/arena.h"
 #include "base/pool.h"
-#include "ring/split.h"
+#include "ring/ring.h"
 #include "vuser/vuser.h"
 
 struct vport_queue {
-	alignas(64) struct vsplit vq;
+	alignas(64) struct vring_drv vq;
 	int kickfd;              /* -1 when closed */
 	int callfd;
 	bool enabled;            /* its pair is enabled at the backend */

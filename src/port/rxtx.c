@@ -33,7 +33,7 @@ static void rx_refill(struct vuser_port *p, struct vport_queue *q)
 	bool posted = false;
 
 	for (;;) {
-		unsigned n = vsplit_free_descs(&q->vq);
+		unsigned n = vring_free_descs(&q->vq);
 
 		if (n > VPORT_BURST)
 			n = VPORT_BURST;
@@ -41,16 +41,16 @@ static void rx_refill(struct vuser_port *p, struct vport_queue *q)
 		 * Refill in batches, since each publish costs a barrier, but never
 		 * let a small ring run dry waiting for a batch.
 		 */
-		if (n < q->refill_min && !(n && !q->vq.inflight))
+		if (n < q->refill_min && !(n && !vring_inflight(&q->vq)))
 			break;
 		if (!vpool_get(&p->pool, b, n))
 			break;
 		for (unsigned i = 0; i < n; i++)
 			vbuf_reset(b[i]);
-		vsplit_post_rx(&q->vq, b, n, p->hdr_len);
+		vring_post_rx(&q->vq, b, n, p->hdr_len);
 		posted = true;
 	}
-	if (posted && vsplit_publish(&q->vq))
+	if (posted && vring_publish(&q->vq))
 		vport_kick(q);
 }
 
@@ -77,7 +77,7 @@ VUSER_API int vuser_rx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 
 	while (nb < n) {
 		unsigned want = n - nb < VPORT_BURST ? n - nb : VPORT_BURST;
-		unsigned got = vsplit_take_used(&q->vq, segs, lens, want, true);
+		unsigned got = vring_take_used(&q->vq, segs, lens, want, true);
 
 		if (!got)
 			break;
@@ -98,7 +98,7 @@ VUSER_API int vuser_rx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 				if (p->mrg_rxbuf) {
 					/* Read once: the device could change it under us. */
 					nbufs = READ_ONCE(h->num_buffers);
-					if (unlikely(nbufs == 0 || nbufs > q->vq.size)) {
+					if (unlikely(nbufs == 0 || nbufs > vring_size(&q->vq))) {
 						errors++;
 						rx_drop(m, &drops);
 						continue;
@@ -173,7 +173,7 @@ static void tx_reclaim(struct vport_queue *q)
 	unsigned got;
 
 	do {
-		got = vsplit_take_used(&q->vq, done, NULL, VPORT_BURST, false);
+		got = vring_take_used(&q->vq, done, NULL, VPORT_BURST, false);
 		if (got)
 			vpool_put_chains(done, got);
 	} while (got == VPORT_BURST);
@@ -201,7 +201,7 @@ VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 			memset(vuser_buf_data(b[j]) - hdr, 0, hdr);
 			j++;
 		}
-		k = vsplit_post_tx(&q->vq, b + i, j - i, hdr);
+		k = vring_post_tx(&q->vq, b + i, j - i, hdr);
 		if (k == j - i) {
 			bytes += batch_bytes;
 		} else {
@@ -221,7 +221,7 @@ VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 		}
 	}
 	if (pkts) {
-		if (vsplit_publish(&q->vq))
+		if (vring_publish(&q->vq))
 			vport_kick(q);
 		stat_add(&q->st.packets, pkts);
 		stat_add(&q->st.bytes, bytes);

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/compat.h"
+#include "base/pool.h"
+#include "ring/packed.h"
+
+#define F_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
+#define F_USED (1u << VRING_PACKED_DESC_F_USED)
+
+/* The device's event structure gets a cache line of its own: it writes it. */
+static size_t device_off(unsigned size)
+{
+	return ((size_t)size * sizeof(struct vring_packed_desc) +
+		sizeof(struct vring_packed_desc_event) + 63) & ~(size_t)63;
+}
+
+size_t vpacked_mem_size(unsigned size)
+{
+	return device_off(size) + sizeof(struct vring_packed_desc_event);
+}
+
+int vpacked_init(struct vpacked *vq, void *mem, unsigned size, bool in_order)
+{
+	uint8_t *m = mem;
+
+	memset(vq, 0, sizeof(*vq));
+	memset(mem, 0, vpacked_mem_size(size));
+	vq->slots = calloc(size, sizeof(*vq->slots));
+	if (!vq->slots)
+		return -ENOMEM;
+	vq->desc = (struct vring_packed_desc *)m;
+	vq->driver = (struct vring_packed_desc_event *)(m + (size_t)size * sizeof(*vq->desc));
+	vq->device = (struct vring_packed_desc_event *)(m + device_off(size));
+	vq->size = (uint16_t)size;
+	/* Both wrap counters start at 1 (2.7.1). */
+	vq->avail_wrap = true;
+	vq->used_wrap = true;
+	vq->in_order = in_order;
+	vq->num_free = (uint16_t)size;
+	for (unsigned i = 0; i < size; i++)
+		vq->slots[i].next = (uint16_t)(i + 1);
+	vq->free_id = 0;
+	/* We poll: no used-buffer notifications (2.7.10). */
+	vq->driver->flags = VRING_PACKED_EVENT_FLAG_DISABLE;
+	return 0;
+}
+
+void vpacked_destroy(struct vpacked *vq)
+{
+	free(vq->slots);
+	vq->slots = NULL;
+}
+
+static inline uint16_t avail_flags(const struct vpacked *vq)
+{
+	return vq->avail_wrap ? F_AVAIL : F_USED;
+}
+
+static inline void advance_avail(struct vpacked *vq)
+{
+	if (++vq->avail_pos == vq->size) {
+		vq->avail_pos = 0;
+		vq->avail_wrap = !vq->avail_wrap;
+	}
+}
+
+/* Take a buffer id and remember it as the newest in flight. */
+static inline uint16_t take_id(struct vpacked *vq)
+{
+	uint16_t id = vq->free_id;
+
+	vq->free_id = vq->slots[id].next;
+	if (vq->in_order) {
+		if (vq->inflight)
+			vq->slots[vq->newest_id].next = id;
+		else
+			vq->oldest_id = id;
+		vq->newest_id = id;
+	}
+	vq->inflight++;
+	return id;
+}
+
+/*
+ * The head's flags go last, with a release store: "the driver always makes
+ * the first descriptor in the list available after the rest of the list has
+ * been written out" (2.7.6), so the device never sees half a chain.
+ */
+static inline void put_head(struct vring_packed_desc *d, uint16_t flags)
+{
+	__atomic_store_n(&d->flags, flags, __ATOMIC_RELEASE);
+}
+
+unsigned vpacked_post_rx(struct vpacked *vq, struct vuser_buf **b, unsigned n, unsigned hdr)
+{
+	if (n > vpacked_free_descs(vq))
+		n = vpacked_free_descs(vq);
+	for (unsigned i = 0; i < n; i++) {
+		struct vuser_buf *m = b[i];
+		uint32_t off = m->data_off - hdr;
+		uint16_t id = take_id(vq);
+		struct vpacked_slot *s = &vq->slots[id];
+		struct vring_packed_desc *d = &vq->desc[vq->avail_pos];
+
+		s->buf = m;
+		s->len = m->room - off;
+		s->ndesc = 1;
+		d->addr = m->iova + off;
+		d->len = s->len;
+		d->id = id;
+		put_head(d, (uint16_t)(avail_flags(vq) | VRING_DESC_F_WRITE));
+		advance_avail(vq);
+	}
+	vq->num_free -= (uint16_t)n;
+	return n;
+}
+
+unsigned vpacked_post_tx(struct vpacked *vq, struct vuser_buf **b, unsigned n, unsigned hdr)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		struct vuser_buf *m = b[i];
+		unsigned nseg = m->nb_segs;
+		struct vring_packed_desc *head;
+		uint16_t head_flags, id;
+
+		if (nseg > vpacked_free_descs(vq))
+			break;
+		id = take_id(vq);
+		vq->slots[id] = (struct vpacked_slot){ .buf = m, .ndesc = (uint16_t)nseg,
+						       .next = vq->slots[id].next };
+		head = &vq->desc[vq->avail_pos];
+		head->addr = m->iova + m->data_off - hdr;
+		head->len = m->data_len + hdr;
+		head->id = id;
+		head_flags = (uint16_t)(avail_flags(vq) | (m->next ? VRING_DESC_F_NEXT : 0));
+		advance_avail(vq);
+		for (struct vuser_buf *s = m->next; s; s = s->next) {
+			struct vring_packed_desc *d = &vq->desc[vq->avail_pos];
+
+			d->addr = s->iova + s->data_off;
+			d->len = s->data_len;
+			/* Buffer id in the last descriptor (2.7.6); in every one does no harm. */
+			d->id = id;
+			d->flags = (uint16_t)(avail_flags(vq) | (s->next ? VRING_DESC_F_NEXT : 0));
+			advance_avail(vq);
+		}
+		put_head(head, head_flags);
+		vq->num_free -= (uint16_t)nseg;
+	}
+	return i;
+}
+
+bool vpacked_publish(struct vpacked *vq)
+{
+	/* Each head was released already; the device's wish is read after them all. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return READ_ONCE(vq->device->flags) != VRING_PACKED_EVENT_FLAG_DISABLE;
+}
+
+static inline void release_chain(struct vpacked *vq, uint16_t id)
+{
+	struct vpacked_slot *s = &vq->slots[id];
+
+	vq->num_free += s->ndesc;
+	vq->used_pos = (uint16_t)(vq->used_pos + s->ndesc);
+	if (vq->used_pos >= vq->size) {
+		vq->used_pos = (uint16_t)(vq->used_pos - vq->size);
+		vq->used_wrap = !vq->used_wrap;
+	}
+	s->buf = NULL;
+	vq->inflight--;
+}
+
+static inline void free_id(struct vpacked *vq, uint16_t id)
+{
+	if (vq->in_order)
+		vq->oldest_id = vq->slots[id].next;
+	vq->slots[id].next = vq->free_id;
+	vq->free_id = id;
+}
+
+/* How many in-flight chains, oldest first, up to and including id; 0 if none. */
+static unsigned inorder_distance(const struct vpacked *vq, uint16_t id)
+{
+	uint16_t h = vq->oldest_id;
+
+	for (unsigned k = 1; k <= vq->inflight; k++) {
+		if (h == id)
+			return k;
+		h = vq->slots[h].next;
+	}
+	return 0;
+}
+
+/* Hand one completed chain to the caller, or drop it if its length is impossible. */
+static inline bool complete(struct vpacked *vq, uint16_t id, uint32_t len, bool check_len,
+			    struct vuser_buf **out)
+{
+	struct vpacked_slot *s = &vq->slots[id];
+	struct vuser_buf *m = s->buf;
+	uint32_t room = s->len;
+
+	release_chain(vq, id);
+	free_id(vq, id);
+	if (unlikely(check_len && len > room)) {
+		vq->errors++;
+		vpool_put_chains(&m, 1);
+		return false;
+	}
+	*out = m;
+	return true;
+}
+
+unsigned vpacked_take_used(struct vpacked *vq, struct vuser_buf **b, uint32_t *lens, unsigned n,
+			   bool check_len)
+{
+	unsigned got = 0;
+
+	while (got < n && vq->inflight && !vq->broken) {
+		uint16_t id;
+		uint32_t len;
+		unsigned span;
+
+		if (vq->pending) {
+			/* The used descriptor of this batch is behind us already. */
+			id = vq->pending_id;
+			len = vq->pending_len;
+		} else {
+			struct vring_packed_desc *d = &vq->desc[vq->used_pos];
+			/* 2.7.21: the flags first, the rest only after them: acquire. */
+			uint16_t flags = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
+			bool avail = flags & F_AVAIL, used = flags & F_USED;
+
+			if (avail != used || used != vq->used_wrap)
+				break;
+			id = READ_ONCE(d->id);
+			len = READ_ONCE(d->len);
+			if (unlikely(id >= vq->size || !vq->slots[id].buf)) {
+				/*
+				 * A used descriptor we cannot place: how far to
+				 * skip is unknowable, so the ring is not followed
+				 * any further.
+				 */
+				vq->errors++;
+				vq->broken = true;
+				break;
+			}
+		}
+		if (!vq->in_order) {
+			if (complete(vq, id, len, check_len, &b[got])) {
+				if (lens)
+					lens[got] = len;
+				got++;
+			}
+			continue;
+		}
+		span = inorder_distance(vq, id);
+		if (unlikely(!span)) {
+			vq->errors++;
+			vq->broken = true;
+			break;
+		}
+		/* A batch larger than the caller's room: the rest waits for the next call. */
+		vq->pending = span > n - got;
+		if (vq->pending) {
+			span = n - got;
+			vq->pending_id = id;
+			vq->pending_len = len;
+		}
+		for (unsigned k = 0; k < span; k++) {
+			uint16_t h = vq->oldest_id;
+			uint32_t l = h == id ? len : 0;
+
+			if (complete(vq, h, l, check_len, &b[got])) {
+				if (lens)
+					lens[got] = l;
+				got++;
+			}
+		}
+	}
+	return got;
+}
