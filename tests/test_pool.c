@@ -222,7 +222,7 @@ static void test_put_chains(void)
 #define NTHREADS 4
 #endif
 #ifndef ITERS
-#define ITERS 200000
+#define ITERS 50000
 #endif
 #define MAXHOLD 48
 #define NBUFS 128 /* less than NTHREADS * MAXHOLD: gets fail under contention too */
@@ -231,7 +231,6 @@ struct run {
 	struct vuser_pool *pool;
 	pthread_barrier_t start;  /* all at once: staggered starts barely overlap */
 	unsigned iters;
-	double budget;          /* seconds: the suite must stay fast on a loaded box */
 	int cpu;                /* pin every thread here, or -1 */
 };
 
@@ -295,7 +294,6 @@ static void *worker_main(void *arg)
 	struct vuser_buf *held[MAXHOLD];
 	unsigned long serial[MAXHOLD], next_serial = 1;
 	unsigned nheld = 0, it;
-	double end;
 
 	if (w->run->cpu >= 0) {
 		cpu_set_t one;
@@ -305,12 +303,9 @@ static void *worker_main(void *arg)
 		pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
 	}
 	pthread_barrier_wait(&w->run->start);
-	end = now() + w->run->budget;
 	for (it = 0; it < w->run->iters; it++) {
 		bool get = nheld == 0 || (nheld < MAXHOLD && wrnd(w, 2));
 
-		if (!(it & 255) && now() > end)
-			break;
 		if (get) {
 			unsigned k = 1 + wrnd(w, MAXHOLD - nheld < 16 ? MAXHOLD - nheld : 16);
 			unsigned got = vpool_get(p, held + nheld, k);
@@ -351,14 +346,13 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static void test_threads(int cpu, double budget)
+static void test_threads(int cpu)
 {
 	struct varena a;
 	struct vuser_pool p;
 	struct worker w[NTHREADS];
-	struct run run = { .pool = &p, .iters = ITERS, .budget = budget, .cpu = cpu };
+	struct run run = { .pool = &p, .iters = ITERS, .cpu = cpu };
 	unsigned long total = 0;
-	bool cut = false;
 	double t0, secs;
 
 	arena_for(&a, NBUFS);
@@ -376,7 +370,7 @@ static void test_threads(int cpu, double budget)
 	for (unsigned i = 0; i < NTHREADS; i++) {
 		struct timespec limit;
 
-		/* Far beyond the budget: only a thread stuck inside the pool gets here. */
+		/* Far beyond any honest run: only a thread stuck inside the pool gets here. */
 		clock_gettime(CLOCK_REALTIME, &limit);
 		limit.tv_sec += 30;
 		if (pthread_timedjoin_np(w[i].th, NULL, &limit)) {
@@ -394,15 +388,13 @@ static void test_threads(int cpu, double budget)
 		CHECK_EQ(w[i].bad_count, 0);
 		CHECK_EQ(w[i].bad_range, 0);
 		CHECK_EQ(w[i].stolen, 0);
-		/* A floor, not a speed test: only a pool that stops moving fails it. */
-		CHECK(w[i].iters >= 1000);
+		CHECK_EQ(w[i].iters, ITERS);
 		total += w[i].iters;
-		cut |= w[i].iters < ITERS;
 		printf("thread %u: %lu iterations, %lu gets, %lu refused\n", w[i].id, w[i].iters,
 		       w[i].gets, w[i].fails);
 	}
-	printf("%u threads%s: %lu iterations in %.2f s%s\n", NTHREADS,
-	       cpu >= 0 ? " on one CPU" : "", total, secs, cut ? " (cut short by the time budget)" : "");
+	printf("%u threads%s: %lu iterations in %.2f s\n", NTHREADS, cpu >= 0 ? " on one CPU" : "",
+	       total, secs);
 	check_pool_whole(&p);
 	vpool_destroy(&p);
 	varena_destroy(&a);
@@ -495,13 +487,13 @@ int main(void)
 	test_too_small();
 	test_put_chains();
 	/* Threads spread over the cores: real simultaneity. */
-	test_threads(-1, 1.5);
+	test_threads(-1);
 	/*
 	 * All on one CPU: preempted at any instruction, including between
 	 * claiming a span of the ring and publishing it.
 	 */
 	if (first_cpu() >= 0)
-		test_threads(first_cpu(), 1.0);
+		test_threads(first_cpu());
 	/* Last: on failure it cannot clean up and leaves at once. */
 	test_zero_concurrent();
 	return t_result();
