@@ -259,7 +259,7 @@ unsigned vpacked_take_used(struct vpacked *vq, struct vuser_buf **b, uint32_t *l
 			}
 			continue;
 		}
-		span = inorder_distance(vq, id);
+		span = vq->pending ? vq->pending_left : inorder_distance(vq, id);
 		if (unlikely(!span)) {
 			vq->errors++;
 			vq->broken = true;
@@ -268,6 +268,7 @@ unsigned vpacked_take_used(struct vpacked *vq, struct vuser_buf **b, uint32_t *l
 		/* A batch larger than the caller's room: the rest waits for the next call. */
 		vq->pending = span > n - got;
 		if (vq->pending) {
+			vq->pending_left = (uint16_t)(span - (n - got));
 			span = n - got;
 			vq->pending_id = id;
 			vq->pending_len = len;

@@ -44,7 +44,8 @@ struct vpacked {
 	uint16_t newest_id;     /* ... to newest, linked through slot.next */
 	bool pending;           /* in-order: a batch only partly taken ... */
 	uint16_t pending_id;    /* ... up to this id, whose used length is ... */
-	uint32_t pending_len;   /* ... this */
+	uint32_t pending_len;   /* ... this, with so many chains left: */
+	uint16_t pending_left;
 	struct vpacked_slot *slots;
 	uint64_t errors;
 };
