@@ -65,7 +65,7 @@ ratio() {
 		'BEGIN { if (b + 0 > 0 && a != "nan") printf "%.2f", a / b; else print "n/a" }'
 }
 
-declare -A vuser_mpps dpdk_mpps
+declare -A d_vuser=() d_dpdk=() vuser_mpps dpdk_mpps
 declare -A a_vuser a_dpdk b_vuser b_dpdk c_vuser
 for size in "${SIZES[@]}"; do
 	echo "== $size bytes: vuser-pmd txonly, ${DUR} s" >&2
@@ -113,10 +113,23 @@ for size in "${SIZES[@]}"; do
 	tp_start_virtio vrx "${TP_SOCK[vtx]}" 1 --forward-mode=rxonly
 	sleep "$DUR"
 	tp_stop vrx
+	tp_load vrx
+	d_dpdk[$size]=$(median_of "${S[rx_pps]}")
+	echo "   D, DPDK: virtio_user Rx-pps samples: ${S[rx_pps]}" >&2
 	tp_stop vtx
 	tp_load vtx
 	b_dpdk[$size]=$(median_of "${S[tx_pps]}")
 	echo "   vhost Tx-pps samples: ${S[tx_pps]}" >&2
+
+	echo "== $size bytes: D, vuser vhost txonly -> DPDK virtio_user rxonly, ${DUR} s" >&2
+	vh_start tx "" --mode txonly --pkt-size "$size" --cpu 1 >&2
+	tp_start_virtio vrx "${VH_SOCK[tx]}" 1 --forward-mode=rxonly
+	sleep "$DUR"
+	tp_stop vrx
+	tp_load vrx
+	vh_stop tx
+	d_vuser[$size]=$(median_of "${S[rx_pps]}")
+	echo "   virtio_user Rx-pps samples: ${S[rx_pps]}" >&2
 
 	echo "== $size bytes: C, vuser port txonly -> vuser vhost rxonly, ${DUR} s" >&2
 	vh_start rx "" --mode rxonly --cpu 1 >&2
@@ -152,4 +165,6 @@ for size in "${SIZES[@]}"; do
 		"$size" "${b_vuser[$size]}" "${b_dpdk[$size]}" "$(ratio "${b_vuser[$size]}" "${b_dpdk[$size]}")"
 	printf '| C: port txonly -> vhost rxonly (vuser -> vuser vs DPDK -> DPDK) | %s | %s | %s | %s |\n' \
 		"$size" "${c_vuser[$size]}" "${a_dpdk[$size]}" "$(ratio "${c_vuser[$size]}" "${a_dpdk[$size]}")"
+	printf '| D: vhost txonly -> DPDK virtio_user rxonly (vuser vhost vs DPDK vhost; read by the receiver) | %s | %s | %s | %s |\n' \
+		"$size" "${d_vuser[$size]}" "${d_dpdk[$size]}" "$(ratio "${d_vuser[$size]}" "${d_dpdk[$size]}")"
 done
