@@ -144,27 +144,28 @@ VUSER_API int vuser_rx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 	return (int)nb;
 }
 
-/* A frame the ring can carry: ours, with room for the header, lengths in range. */
-static inline bool tx_frame_ok(const struct vuser_port *p, const struct vuser_buf *m,
-			       unsigned hdr, uint64_t *bytes)
+/*
+ * A frame the ring can ever carry: ours, with room for the header, lengths
+ * in range, no more segments than the ring has descriptors. *len gets its
+ * length.
+ */
+static inline bool tx_frame_ok(const struct vuser_port *p, const struct vport_queue *q,
+			       const struct vuser_buf *m, unsigned hdr, uint64_t *len)
 {
 	const struct vuser_buf *s = m;
-	uint64_t len = 0;
 	unsigned k = 0;
 
-	if (unlikely(m->data_off < hdr))
+	*len = 0;
+	if (unlikely(m->data_off < hdr || m->nb_segs > vring_size(&q->vq)))
 		return false;
 	do {
 		if (unlikely(s->pool != &p->pool || (uint64_t)s->data_off + s->data_len > s->room))
 			return false;
-		len += s->data_len;
+		*len += s->data_len;
 		k++;
 		s = s->next;
 	} while (s && k <= m->nb_segs);
-	if (unlikely(s || k != m->nb_segs))
-		return false;
-	*bytes += len;
-	return true;
+	return !s && k == m->nb_segs;
 }
 
 static void tx_reclaim(struct vport_queue *q)
@@ -184,7 +185,7 @@ VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 	const unsigned hdr = p->hdr_len;
 	uint64_t bytes = 0, drops = 0, pkts = 0;
 	struct vport_queue *q;
-	unsigned i = 0;
+	unsigned i = 0, room;
 
 	if (unlikely(qi >= p->cfg.queues))
 		return -EINVAL;
@@ -193,32 +194,37 @@ VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 		return 0;
 
 	tx_reclaim(q);
+	/* Frames are checked and given headers only as far as the ring has room. */
+	room = vring_free_descs(&q->vq);
 	while (i < n) {
-		uint64_t batch_bytes = 0;
-		unsigned j = i, k;
+		unsigned j = i;
+		bool bad = false;
 
-		while (j < n && tx_frame_ok(p, b[j], hdr, &batch_bytes)) {
+		while (j < n) {
+			uint64_t len;
+
+			if (unlikely(!tx_frame_ok(p, q, b[j], hdr, &len))) {
+				bad = true;
+				break;
+			}
+			if (b[j]->nb_segs > room)
+				break;
+			room -= b[j]->nb_segs;
+			bytes += len;
 			memset(vuser_buf_data(b[j]) - hdr, 0, hdr);
 			j++;
 		}
-		k = vring_post_tx(&q->vq, b + i, j - i, hdr);
-		if (k == j - i) {
-			bytes += batch_bytes;
-		} else {
-			for (unsigned x = i; x < i + k; x++)
-				for (struct vuser_buf *s = b[x]; s; s = s->next)
-					bytes += s->data_len;
+		if (j > i) {
+			vring_post_tx(&q->vq, b + i, j - i, hdr);
+			pkts += j - i;
+			i = j;
 		}
-		pkts += k;
-		i += k;
-		if (i < j)
+		if (!bad)
 			break;
-		if (j < n) {
-			/* Not a frame this port can send: consumed and counted, not queued. */
-			vpool_put_chains(&b[j], 1);
-			drops++;
-			i = j + 1;
-		}
+		/* Not a frame this port can send: consumed and counted, not queued. */
+		vpool_put_chains(&b[i], 1);
+		drops++;
+		i++;
 	}
 	if (pkts) {
 		if (vring_publish(&q->vq))
