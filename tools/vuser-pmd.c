@@ -456,7 +456,25 @@ static bool is_probe(const struct vuser_buf *b)
 	       f[13] == (ECHO_ETHERTYPE & 0xff) && rd32(f + ECHO_HDR_OFF) == PROBE_MAGIC;
 }
 
-/* A plain UDP/IPv4 frame, as testpmd's txonly sends. */
+/* Set the IPv4 and UDP lengths and the IPv4 header checksum for a frame of len bytes. */
+static void set_lengths(uint8_t *t, uint32_t len)
+{
+	uint32_t sum = 0;
+
+	t[16] = (uint8_t)((len - 14) >> 8);
+	t[17] = (uint8_t)(len - 14);
+	t[38] = (uint8_t)((len - 34) >> 8);
+	t[39] = (uint8_t)(len - 34);
+	t[24] = t[25] = 0;
+	for (int i = 14; i < 34; i += 2)
+		sum += (uint32_t)t[i] << 8 | t[i + 1];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	t[24] = (uint8_t)(~sum >> 8);
+	t[25] = (uint8_t)~sum;
+}
+
+/* A plain UDP/IPv4 frame, as testpmd's txonly sends (UDP checksum 0: none). */
 static void build_template(uint8_t *t, const uint8_t *src, const uint8_t *dst, uint32_t len)
 {
 	static const uint8_t ip_udp[28] = {
@@ -467,10 +485,7 @@ static void build_template(uint8_t *t, const uint8_t *src, const uint8_t *dst, u
 	memset(t, 0, len);
 	put_eth(t, dst, src, 0x0800);
 	memcpy(t + 14, ip_udp, sizeof(ip_udp));
-	t[16] = (uint8_t)((len - 14) >> 8);
-	t[17] = (uint8_t)(len - 14);
-	t[38] = (uint8_t)((len - 34) >> 8);
-	t[39] = (uint8_t)(len - 34);
+	set_lengths(t, len);
 }
 
 /* --------------------------------------------------------------- datapath */
@@ -552,6 +567,9 @@ static void do_tx(struct run *r, unsigned q, unsigned n, uint8_t *scratch)
 		} else {
 			uint32_t len = frame_size(r);
 
+			/* Frames of mixed sizes each carry their own lengths. */
+			if (r->o.size_min != r->o.size_max)
+				set_lengths(scratch, len);
 			if (len <= vuser_buf_tailroom(b[i])) {
 				memcpy(vuser_buf_data(b[i]), scratch, len);
 				b[i]->data_len = b[i]->pkt_len = len;
