@@ -773,7 +773,7 @@ static void case_ack_failure(void)
 /* 6 */
 static void case_close_midway(void)
 {
-	/* The brief allows any errno here; what matters is that the message says why. */
+	/* Any errno will do here; what matters is that the message says why. */
 	expect_open_fails("backend closes instead of acking SET_FEATURES",
 			  bad_script(VHOST_USER_SET_FEATURES, FB_CLOSE, 0), ANY_NEGATIVE,
 			  "SET_FEATURES", "closed", NULL);
