@@ -57,6 +57,14 @@ old_pages=$(cat /proc/sys/vm/nr_hugepages)
 at_exit "echo $old_pages >/proc/sys/vm/nr_hugepages"
 echo $((old_pages + HUGE_PAGES)) >/proc/sys/vm/nr_hugepages 2>/dev/null
 free_pages=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
+if [ "${free_pages:-0}" -lt "$HUGE_PAGES" ]; then
+	# Fragmented memory: free the page cache, compact, and ask once more.
+	sync
+	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+	echo 1 >/proc/sys/vm/compact_memory 2>/dev/null
+	echo $((old_pages + HUGE_PAGES)) >/proc/sys/vm/nr_hugepages 2>/dev/null
+	free_pages=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
+fi
 [ "${free_pages:-0}" -ge "$HUGE_PAGES" ] ||
 	skip "cases 2, 3: could reserve only ${free_pages:-0} of $HUGE_PAGES 2 MiB hugepages"
 mkdir "$T/huge"
