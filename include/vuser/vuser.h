@@ -271,10 +271,13 @@ uint32_t vuser_buf_read(const struct vuser_buf *b, uint32_t off, void *dst, uint
 int vuser_rx_burst(struct vuser_port *p, unsigned q, struct vuser_buf **b, unsigned n);
 
 /*
- * Send up to n frames on queue pair q. Returns how many were queued; the port
- * owns those and frees them once the backend is done. b[count..n-1] are still
- * the program's (the ring is full, or the link is down). Frames must be the
- * port's own buffers with data_off >= 12, each segment <= VUSER_BUF_DATAROOM.
+ * Send up to n frames on queue pair q. Returns how many the port took, or
+ * -EINVAL for a bad q; the port owns those and frees them once the backend
+ * is done. b[count..n-1] are still the program's (the ring is full, or the
+ * link is down). A frame the port can never send — not its own buffers,
+ * data_off < 12, a segment past its room, nb_segs not matching the chain or
+ * larger than the ring — is taken, freed and counted in the queue's tx
+ * drops rather than sent.
  */
 int vuser_tx_burst(struct vuser_port *p, unsigned q, struct vuser_buf **b, unsigned n);
 
