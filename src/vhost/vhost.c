@@ -52,9 +52,13 @@ struct vmsg {
 	union vhost_user_payload reply;
 	uint32_t reply_size;
 	const char *why;      /* set with MSG_VIOLATION */
+	struct vhq *ring;     /* the ring a RING_* request names, checked */
 };
 
 typedef int (*vmsg_handler)(struct vuser_vhost *v, struct vmsg *m);
+
+/* Requests that name a ring by the first u32 of their payload. */
+enum { RING_NONE, RING_ANY, RING_STOPPED };
 
 struct vmsg_rule {
 	const char *name;
@@ -65,6 +69,7 @@ struct vmsg_rule {
 	bool has_reply;
 	uint64_t needs_protocol;   /* request only valid when this was negotiated */
 	vmsg_handler handle;
+	uint8_t ring;              /* RING_ANY: must name a ring; RING_STOPPED: a stopped one */
 };
 
 static double now_s(void)
@@ -361,52 +366,37 @@ static struct vhq *ring_of(struct vuser_vhost *v, uint32_t index)
 
 static int h_set_vring_num(struct vuser_vhost *v, struct vmsg *m)
 {
-	struct vhq *r = ring_of(v, m->p.state.index);
 	uint32_t num = m->p.state.num;
 
-	if (!r)
-		return bad(m, "SET_VRING_NUM for a ring that does not exist");
+	(void)v;
 	if (!num || num > VIRTQ_MAX_SIZE || (num & (num - 1)))
-		return bad(m, "SET_VRING_NUM size zero, not a power of two, or above 32768");
-	if (r->started)
-		return bad(m, "SET_VRING_NUM on a running ring");
-	r->num = num;
+		return bad(m, "size zero, not a power of two, or above 32768");
+	m->ring->num = num;
 	return MSG_OK;
 }
 
 static int h_set_vring_base(struct vuser_vhost *v, struct vmsg *m)
 {
-	struct vhq *r = ring_of(v, m->p.state.index);
-
-	if (!r)
-		return bad(m, "SET_VRING_BASE for a ring that does not exist");
+	(void)v;
 	if (m->p.state.num > 0xffff)
-		return bad(m, "SET_VRING_BASE beyond a 16-bit index");
-	if (r->started)
-		return bad(m, "SET_VRING_BASE on a running ring");
-	r->base = (uint16_t)m->p.state.num;
+		return bad(m, "base beyond a 16-bit index");
+	m->ring->base = (uint16_t)m->p.state.num;
 	return MSG_OK;
 }
 
 static int h_set_vring_addr(struct vuser_vhost *v, struct vmsg *m)
 {
-	struct vhq *r = ring_of(v, m->p.addr.index);
-
-	if (!r)
-		return bad(m, "SET_VRING_ADDR for a ring that does not exist");
-	if (r->started)
-		return bad(m, "SET_VRING_ADDR on a running ring");
-	r->addr = m->p.addr;
-	r->addr_set = true;
+	(void)v;
+	m->ring->addr = m->p.addr;
+	m->ring->addr_set = true;
 	return MSG_OK;
 }
 
 static int h_get_vring_base(struct vuser_vhost *v, struct vmsg *m)
 {
-	struct vhq *r = ring_of(v, m->p.state.index);
+	struct vhq *r = m->ring;
 
-	if (!r)
-		return bad(m, "GET_VRING_BASE for a ring that does not exist");
+	(void)v;
 	ring_stop_datapath(r);
 	m->reply.state.index = m->p.state.index;
 	m->reply.state.num = r->started ? r->vq.last_avail : r->base;
@@ -491,10 +481,9 @@ static int h_set_vring_err(struct vuser_vhost *v, struct vmsg *m)
 
 static int h_set_vring_enable(struct vuser_vhost *v, struct vmsg *m)
 {
-	struct vhq *r = ring_of(v, m->p.state.index);
+	struct vhq *r = m->ring;
 
-	if (!r)
-		return bad(m, "SET_VRING_ENABLE for a ring that does not exist");
+	(void)v;
 	if (m->p.state.num > 1)
 		return bad(m, "SET_VRING_ENABLE with a value other than 0 or 1");
 	if (!m->p.state.num)
@@ -562,14 +551,15 @@ static const struct vmsg_rule rules[VHOST_USER_MAX] = {
 				       VHOST_MEMORY_BASELINE_NREGIONS, false, 0, h_set_mem_table },
 	[VHOST_USER_SET_LOG_BASE] = { "SET_LOG_BASE", 0, 40, 0, 1, false, 0, h_refuse },
 	[VHOST_USER_SET_LOG_FD] = { "SET_LOG_FD", 0, 8, 0, 1, false, 0, h_refuse },
-	[VHOST_USER_SET_VRING_NUM] = { "SET_VRING_NUM", STATE, STATE, 0, 0, false, 0, h_set_vring_num },
+	[VHOST_USER_SET_VRING_NUM] = { "SET_VRING_NUM", STATE, STATE, 0, 0, false, 0, h_set_vring_num,
+				       RING_STOPPED },
 	[VHOST_USER_SET_VRING_ADDR] = { "SET_VRING_ADDR", sizeof(struct vhost_vring_addr),
 					sizeof(struct vhost_vring_addr), 0, 0, false, 0,
-					h_set_vring_addr },
+					h_set_vring_addr, RING_STOPPED },
 	[VHOST_USER_SET_VRING_BASE] = { "SET_VRING_BASE", STATE, STATE, 0, 0, false, 0,
-					h_set_vring_base },
+					h_set_vring_base, RING_STOPPED },
 	[VHOST_USER_GET_VRING_BASE] = { "GET_VRING_BASE", STATE, STATE, 0, 0, true, 0,
-					h_get_vring_base },
+					h_get_vring_base, RING_ANY },
 	[VHOST_USER_SET_VRING_KICK] = { "SET_VRING_KICK", U64, U64, 0, 1, false, 0, h_set_vring_kick },
 	[VHOST_USER_SET_VRING_CALL] = { "SET_VRING_CALL", U64, U64, 0, 1, false, 0, h_set_vring_call },
 	[VHOST_USER_SET_VRING_ERR] = { "SET_VRING_ERR", U64, U64, 0, 1, false, 0, h_set_vring_err },
@@ -579,7 +569,7 @@ static const struct vmsg_rule rules[VHOST_USER_MAX] = {
 					       h_set_protocol_features },
 	[VHOST_USER_GET_QUEUE_NUM] = { "GET_QUEUE_NUM", 0, 0, 0, 0, true, P(MQ), h_get_queue_num },
 	[VHOST_USER_SET_VRING_ENABLE] = { "SET_VRING_ENABLE", STATE, STATE, 0, 0, false, 0,
-					  h_set_vring_enable },
+					  h_set_vring_enable, RING_ANY },
 	[VHOST_USER_SEND_RARP] = { "SEND_RARP", 0, U64, 0, 0, false, 0, h_refuse },
 	[VHOST_USER_NET_SET_MTU] = { "NET_SET_MTU", 0, U64, 0, 0, false, 0, h_refuse },
 	[VHOST_USER_SET_BACKEND_REQ_FD] = { "SET_BACKEND_REQ_FD", 0, U64, 0, 1, false, 0, h_refuse },
@@ -695,6 +685,19 @@ static int handle_one(struct vuser_vhost *v)
 	/* Decided before the handler: a reset forgets REPLY_ACK but still owes its ack. */
 	want_ack = (m.hdr.flags & VHOST_USER_NEED_REPLY_MASK) &&
 		   (v->protocol & BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK));
+	if (rule->ring) {
+		m.ring = ring_of(v, m.p.state.index);
+		if (!m.ring) {
+			close_fds(m.fds, m.nfds);
+			cut_off(v, "%s: ring %u does not exist", rule->name, m.p.state.index);
+			return -1;
+		}
+		if (rule->ring == RING_STOPPED && m.ring->started) {
+			close_fds(m.fds, m.nfds);
+			cut_off(v, "%s: ring %u is a running ring", rule->name, m.p.state.index);
+			return -1;
+		}
+	}
 	if (rule->needs_protocol && !(v->protocol & rule->needs_protocol))
 		ret = MSG_REFUSED;
 	else
