@@ -35,6 +35,7 @@ extern "C" {
  *   in_order=<0|1>    offer VIRTIO_F_IN_ORDER (1)
  *   indirect=<0|1>    offer VIRTIO_RING_F_INDIRECT_DESC (1)
  *   event_idx=<0|1>   offer VIRTIO_RING_F_EVENT_IDX (1)
+ *   packed_vq=<0|1>   offer VIRTIO_F_RING_PACKED (1); the frontend chooses
  *   mem_slots=<n>     memory regions accepted, 1..VUSER_VHOST_MAX_MEM_SLOTS (64)
  *   pool=<n>          buffers in the vhost's pool, 64..1048576, or 0 (auto)
  * Strings are copied into the struct: it owns no memory.
@@ -50,6 +51,7 @@ struct vuser_vhost_config {
 	bool in_order;
 	bool indirect;
 	bool event_idx;
+	bool packed_vq;            /* offer VIRTIO_F_RING_PACKED */
 	unsigned queues;
 	unsigned mem_slots;
 	unsigned pool;             /* 0: sized from queues */

@@ -132,6 +132,7 @@ static const struct key vhost_keys[] = {
 	{ "in_order", FLAG(V, in_order) },
 	{ "indirect", FLAG(V, indirect) },
 	{ "event_idx", FLAG(V, event_idx) },
+	{ "packed_vq", FLAG(V, packed_vq) },
 	{ "mem_slots", COUNT(V, mem_slots, mem_slots_range) },
 	{ "pool", COUNT(V, pool, pool_range) },
 };
@@ -555,6 +556,7 @@ VUSER_API void vuser_vhost_config_init(struct vuser_vhost_config *cfg)
 	cfg->in_order = true;
 	cfg->indirect = true;
 	cfg->event_idx = true;
+	cfg->packed_vq = true;
 	cfg->mem_slots = 64;
 }
 

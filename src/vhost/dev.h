@@ -8,12 +8,16 @@
 #include "base/arena.h"
 #include "base/memtable.h"
 #include "base/pool.h"
+#include "ring/packed_dev.h"
 #include "ring/split_dev.h"
 #include "vuser/uapi/vhost_user.h"
 #include "vuser/vhost.h"
 
 struct vhq {
-	alignas(64) struct vdsplit vq;
+	/* The layout is fixed when the ring starts, from the negotiated features. */
+	alignas(64) bool packed;
+	struct vdsplit vq;
+	struct vdpacked pq;
 	/*
 	 * The datapath sets busy for the length of a burst and runs only while
 	 * live; the control side clears live and waits for busy to drop before

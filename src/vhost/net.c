@@ -2,8 +2,10 @@
 /*
  * The vhost device's datapath: copy frames out of the frontend's transmit
  * chains and into its receive chains. Every chain is walked through the
- * checked iterator of ring/split_dev.c; a chain that breaks the rules stops
- * the queue and asks the control side to cut the frontend off.
+ * checked iterators of ring/split_dev.c and ring/packed_dev.c; a chain that
+ * breaks the rules stops the queue and asks the control side to cut the
+ * frontend off. The copying is the same for both layouts: only finding,
+ * walking and returning chains differ, behind the small helpers below.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -34,6 +36,29 @@ static inline void leave(struct vhq *r)
 	__atomic_store_n(&r->busy, 0, __ATOMIC_RELEASE);
 }
 
+/* One chain's iterator, over either layout. */
+struct walk {
+	bool packed;
+	union {
+		struct vdwalk s;
+		struct vdpwalk p;
+	};
+};
+
+static inline int walk_next(struct vhq *r, struct walk *w, struct vdseg *seg)
+{
+	return w->packed ? vdpwalk_next(&r->pq, &w->p, seg) : vdwalk_next(&r->vq, &w->s, seg);
+}
+
+static inline int ring_violation(struct vhq *r, const char *why)
+{
+	if (r->packed)
+		r->pq.why = why;
+	else
+		r->vq.why = why;
+	return -EPROTO;
+}
+
 static inline void stat_add(uint64_t *c, uint64_t v)
 {
 	__atomic_store_n(c, *c + v, __ATOMIC_RELAXED);
@@ -48,7 +73,7 @@ static void violate(struct vuser_vhost *v, struct vhq *r)
 	uint64_t one = 1;
 
 	__atomic_store_n(&r->live, 0, __ATOMIC_SEQ_CST);
-	v->datapath_why = r->vq.why;
+	v->datapath_why = r->packed ? r->pq.why : r->vq.why;
 	r->st.errors++;
 	__atomic_store_n(&v->violation_pending, 1, __ATOMIC_RELEASE);
 	if (write(v->evfd, &one, sizeof(one)) < 0)
@@ -59,9 +84,13 @@ static void violate(struct vuser_vhost *v, struct vhq *r)
 static void burst_done(struct vhq *r, uint16_t consumed, uint64_t pkts, uint64_t bytes,
 		       uint64_t drops)
 {
-	r->vq.last_avail += consumed;
-	if (consumed)
-		vdsplit_publish(&r->vq);
+	if (r->packed) {
+		vdpacked_publish(&r->pq);
+	} else {
+		r->vq.last_avail += consumed;
+		if (consumed)
+			vdsplit_publish(&r->vq);
+	}
 	leave(r);
 	stat_add(&r->st.packets, pkts);
 	stat_add(&r->st.bytes, bytes);
@@ -76,7 +105,7 @@ static void burst_done(struct vhq *r, uint16_t consumed, uint64_t pkts, uint64_t
  * set, 0 when the frame was dropped (counted by the caller), -EPROTO on a
  * violation, -ENOBUFS when the pool ran dry (the chain is left in place).
  */
-static int copy_from_chain(struct vuser_vhost *v, struct vhq *r, uint16_t head,
+static int copy_from_chain(struct vuser_vhost *v, struct vhq *r, struct walk *w,
 			   struct vuser_buf *first, struct vuser_buf **out)
 {
 	uint8_t hdr[sizeof(struct virtio_net_hdr_mrg_rxbuf)];
@@ -84,18 +113,15 @@ static int copy_from_chain(struct vuser_vhost *v, struct vhq *r, uint16_t head,
 	struct vuser_buf *seg = first, *extra = NULL;
 	uint32_t got_hdr = 0, total = 0;
 	bool too_big = false;
-	struct vdwalk w;
 	struct vdseg s;
 	int ret;
 
-	vdwalk_start(&r->vq, head, &w);
-	while ((ret = vdwalk_next(&r->vq, &w, &s)) > 0) {
+	while ((ret = walk_next(r, w, &s)) > 0) {
 		const uint8_t *p = s.p;
 		uint32_t len = s.len;
 
 		if (unlikely(s.write)) {
-			r->vq.why = "writable descriptor in a transmit chain";
-			ret = -EPROTO;
+			ret = ring_violation(r, "writable descriptor in a transmit chain");
 			break;
 		}
 		if (got_hdr < hdr_len) {
@@ -158,6 +184,57 @@ static int copy_from_chain(struct vuser_vhost *v, struct vhq *r, uint16_t head,
 	return 1;
 }
 
+/*
+ * The packed ring does not say how many chains wait: take buffers for a
+ * burst once the first chain is there, and give back what was not needed.
+ */
+static int rx_packed(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigned n)
+{
+	struct vuser_buf *fresh[VHOST_BURST];
+	struct vdpacked *pq = &r->pq;
+	unsigned want = n < VHOST_BURST ? n : VHOST_BURST;
+	uint64_t bytes = 0, drops = 0;
+	unsigned nb = 0, taken = 0;
+
+	if (!want || !vdpacked_avail(pq)) {
+		leave(r);
+		return 0;
+	}
+	while (want && !vpool_get(&v->pool, fresh, want))
+		want /= 2;
+	for (; taken < want; taken++) {
+		struct walk w = { .packed = true };
+		int ret;
+
+		if (taken && !vdpacked_avail(pq))
+			break;
+		vdpwalk_start(pq, &w.p, false);
+		vbuf_reset(fresh[taken]);
+		ret = copy_from_chain(v, r, &w, fresh[taken], &b[nb]);
+		if (unlikely(ret == -EPROTO)) {
+			vpool_put(&v->pool, fresh + taken, want - taken);
+			leave(r);
+			violate(v, r);
+			stat_add(&r->st.packets, nb);
+			return (int)nb;
+		}
+		if (unlikely(ret == -ENOBUFS))
+			break;
+		if (ret) {
+			bytes += b[nb]->pkt_len;
+			nb++;
+		} else {
+			drops++;
+			vpool_put(&v->pool, &fresh[taken], 1);
+		}
+		vdpacked_take(pq, &w.p, 0);
+	}
+	if (taken < want)
+		vpool_put(&v->pool, fresh + taken, want - taken);
+	burst_done(r, (uint16_t)taken, nb, bytes, drops);
+	return (int)nb;
+}
+
 int vhost_rx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigned n)
 {
 	struct vuser_buf *fresh[VHOST_BURST];
@@ -167,6 +244,8 @@ int vhost_rx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 
 	if (unlikely(!enter(r)))
 		return 0;
+	if (r->packed)
+		return rx_packed(v, r, b, n);
 	avail = vdsplit_avail_count(&r->vq);
 	if (unlikely(avail < 0))
 		goto violation;
@@ -183,12 +262,15 @@ int vhost_rx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 	}
 	for (; taken < (unsigned)avail; taken++) {
 		int head = vdsplit_head(&r->vq, (uint16_t)taken);
+		struct walk w;
 		int ret;
 
 		if (unlikely(head < 0))
 			goto violation_free;
 		vbuf_reset(fresh[taken]);
-		ret = copy_from_chain(v, r, (uint16_t)head, fresh[taken], &b[nb]);
+		w.packed = false;
+		vdwalk_start(&r->vq, (uint16_t)head, &w.s);
+		ret = copy_from_chain(v, r, &w, fresh[taken], &b[nb]);
 		if (unlikely(ret == -EPROTO))
 			goto violation_free;
 		if (unlikely(ret == -ENOBUFS))
@@ -288,23 +370,19 @@ struct src_pos {
  * Fill one receive chain from the header (first chain only) and the frame.
  * Returns bytes written, or -EPROTO. nb_ptr gets where num_buffers lives.
  */
-static int fill_chain(struct vhq *r, uint16_t head, const uint8_t *hdr, uint32_t *hdr_left,
+static int fill_chain(struct vhq *r, struct walk *w, const uint8_t *hdr, uint32_t *hdr_left,
 		      struct src_pos *src, uint8_t *nb_ptr[2], uint32_t hdr_len)
 {
-	struct vdwalk w;
 	struct vdseg s;
 	uint32_t written = 0;
 	int ret;
 
-	vdwalk_start(&r->vq, head, &w);
-	while ((ret = vdwalk_next(&r->vq, &w, &s)) > 0) {
+	while ((ret = walk_next(r, w, &s)) > 0) {
 		uint8_t *p = s.p;
 		uint32_t room = s.len;
 
-		if (unlikely(!s.write)) {
-			r->vq.why = "readable descriptor in a receive chain";
-			return -EPROTO;
-		}
+		if (unlikely(!s.write))
+			return ring_violation(r, "readable descriptor in a receive chain");
 		if (*hdr_left == hdr_len && room >= hdr_len) {
 			/* The usual layout: the whole header in the first buffer. */
 			memcpy(p, hdr, hdr_len);
@@ -347,7 +425,12 @@ static int fill_chain(struct vhq *r, uint16_t head, const uint8_t *hdr, uint32_t
 		if (!src->left && !*hdr_left)
 			break;
 	}
-	/* Whatever we did not walk is not ours to judge until the frontend reuses it. */
+	/*
+	 * Split: whatever we did not walk is not ours to judge until the
+	 * frontend reuses it. Packed: the chain's id and length are at its end.
+	 */
+	if (ret > 0 && w->packed)
+		ret = vdpwalk_finish(&r->pq, &w->p);
 	return ret < 0 ? ret : (int)written;
 }
 
@@ -359,13 +442,15 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 	uint64_t bytes = 0, drops = 0;
 	unsigned sent = 0, done = 0;
 	uint16_t used = 0;
-	int avail;
+	int avail = 0;
 
 	if (unlikely(!enter(r)))
 		return 0;
-	avail = vdsplit_avail_count(&r->vq);
-	if (unlikely(avail < 0))
-		goto violation;
+	if (!r->packed) {
+		avail = vdsplit_avail_count(&r->vq);
+		if (unlikely(avail < 0))
+			goto violation;
+	}
 
 	for (; done < n; done++) {
 		struct vuser_buf *f = b[done];
@@ -373,6 +458,7 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 		struct src_pos src = { f, 0, f->pkt_len };
 		uint32_t hdr_left = hdr_len;
 		uint8_t *nb_ptr[2] = { NULL, NULL };
+		struct vdpacked_mark mark = vdpacked_mark(&r->pq);
 		uint16_t nbufs = 0;
 
 		if (f->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM && !guest_csum)
@@ -383,23 +469,40 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 			h.csum_offset = f->vnet.csum_offset;
 		}
 		while (src.left || hdr_left) {
-			int head, w;
+			struct walk w;
+			int head = 0, wl;
 
-			if ((int)(used + nbufs) >= avail || (!mrg && nbufs))
+			if (!mrg && nbufs)
 				break;
-			head = vdsplit_head(&r->vq, (uint16_t)(used + nbufs));
-			if (unlikely(head < 0))
+			if (r->packed) {
+				if (!vdpacked_avail(&r->pq))
+					break;
+				w.packed = true;
+				vdpwalk_start(&r->pq, &w.p, true);
+			} else {
+				if ((int)(used + nbufs) >= avail)
+					break;
+				head = vdsplit_head(&r->vq, (uint16_t)(used + nbufs));
+				if (unlikely(head < 0))
+					goto violation;
+				w.packed = false;
+				vdwalk_start(&r->vq, (uint16_t)head, &w.s);
+			}
+			wl = fill_chain(r, &w, (const uint8_t *)&h, &hdr_left, &src, nb_ptr, hdr_len);
+			if (unlikely(wl < 0))
 				goto violation;
-			w = fill_chain(r, (uint16_t)head, (const uint8_t *)&h, &hdr_left, &src, nb_ptr,
-				       hdr_len);
-			if (unlikely(w < 0))
-				goto violation;
-			vdsplit_put_used(&r->vq, (uint16_t)head, (uint32_t)w);
+			if (r->packed)
+				vdpacked_take(&r->pq, &w.p, (uint32_t)wl);
+			else
+				vdsplit_put_used(&r->vq, (uint16_t)head, (uint32_t)wl);
 			nbufs++;
 		}
 		if (src.left || hdr_left) {
 			/* Not enough room: take back this frame's entries, unpublished. */
-			r->vq.used_idx -= nbufs;
+			if (r->packed)
+				vdpacked_rewind(&r->pq, mark);
+			else
+				r->vq.used_idx -= nbufs;
 			if (!mrg && nbufs) {
 				/* The buffer is too small for the frame: drop the frame, keep the buffer. */
 				drops++;

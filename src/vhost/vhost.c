@@ -114,6 +114,47 @@ static void rings_stop_datapath(struct vuser_vhost *v)
 		ring_stop_datapath(&v->rings[i]);
 }
 
+static void ring_set_callfd(struct vhq *r, int fd)
+{
+	r->vq.callfd = fd;
+	r->pq.callfd = fd;
+}
+
+/* The packed layout: descriptor ring, driver area, device area (2.7). */
+static int ring_translate_packed(struct vuser_vhost *v, struct vhq *r, const char **why)
+{
+	const struct vhost_vring_addr *a = &r->addr;
+	const bool event_idx = v->features & BIT(VIRTIO_RING_F_EVENT_IDX);
+	const bool indirect = v->features & BIT(VIRTIO_RING_F_INDIRECT_DESC);
+	void *desc, *driver, *device;
+	int ret;
+
+	if ((a->desc_user_addr & (VRING_DESC_ALIGN - 1)) || (a->avail_user_addr & 3) ||
+	    (a->used_user_addr & 3)) {
+		*why = "packed ring address misaligned";
+		return -1;
+	}
+	desc = vmem_qva(&v->mem, a->desc_user_addr, vdpacked_desc_bytes(r->num));
+	driver = vmem_qva(&v->mem, a->avail_user_addr, VDPACKED_EVENT_BYTES);
+	device = vmem_qva(&v->mem, a->used_user_addr, VDPACKED_EVENT_BYTES);
+	if (!desc || !driver || !device) {
+		*why = "ring outside the frontend's memory or across regions";
+		return -1;
+	}
+	ring_set_callfd(r, r->callfd);
+	if (r->started) {
+		vdpacked_remap(&r->pq, desc, driver, device, event_idx, indirect);
+		return 0;
+	}
+	ret = vdpacked_init(&r->pq, &v->mem, desc, driver, device, r->num, r->base, event_idx,
+			    indirect);
+	if (ret == -ERANGE)
+		*why = "packed ring base beyond the ring";
+	else if (ret)
+		*why = "no memory for the ring's used list";
+	return ret ? -1 : 0;
+}
+
 /* Translate a started ring's addresses against the current memory table. */
 static int ring_translate(struct vuser_vhost *v, struct vhq *r, const char **why)
 {
@@ -122,6 +163,14 @@ static int ring_translate(struct vuser_vhost *v, struct vhq *r, const char **why
 
 	if (!r->addr_set || !r->num) {
 		*why = "ring kicked before its size and addresses were set";
+		return -1;
+	}
+	if (!r->started)
+		r->packed = v->features & BIT(VIRTIO_F_RING_PACKED);
+	if (r->packed)
+		return ring_translate_packed(v, r, why);
+	if (r->num & (r->num - 1)) {
+		*why = "split ring size not a power of two";
 		return -1;
 	}
 	if ((a->desc_user_addr & (VRING_DESC_ALIGN - 1)) || (a->avail_user_addr & 1) ||
@@ -136,7 +185,7 @@ static int ring_translate(struct vuser_vhost *v, struct vhq *r, const char **why
 		*why = "ring outside the frontend's memory or across regions";
 		return -1;
 	}
-	r->vq.callfd = r->callfd;
+	ring_set_callfd(r, r->callfd);
 	/* A running ring keeps its place: only a (re)start begins at the base. */
 	if (r->started)
 		vdsplit_remap(&r->vq, desc, avail, used, v->features & BIT(VIRTIO_RING_F_EVENT_IDX),
@@ -162,7 +211,7 @@ static void update_live(struct vuser_vhost *v)
 		struct vhq *r = &v->rings[i];
 		bool live = v->ready && r->started && r->enabled;
 
-		r->vq.callfd = r->callfd;
+		ring_set_callfd(r, r->callfd);
 		__atomic_store_n(&r->live, live, __ATOMIC_SEQ_CST);
 	}
 }
@@ -177,7 +226,7 @@ static void ring_reset(struct vhq *r)
 	r->addr_set = false;
 	r->started = false;
 	r->enabled = false;
-	r->vq.callfd = -1;
+	ring_set_callfd(r, -1);
 }
 
 /* Forget the session: the next frontend starts from nothing. */
@@ -238,6 +287,9 @@ static int h_set_features(struct vuser_vhost *v, struct vmsg *m)
 		return bad(m, "SET_FEATURES asks for features that were not offered");
 	if (!(f & BIT(VIRTIO_F_VERSION_1)))
 		return bad(m, "SET_FEATURES without VIRTIO_F_VERSION_1");
+	for (unsigned i = 0; i < v->nrings; i++)
+		if (v->rings[i].started && ((f ^ v->features) & BIT(VIRTIO_F_RING_PACKED)))
+			return bad(m, "SET_FEATURES changes the ring layout under a running ring");
 	rings_stop_datapath(v);
 	v->features = f;
 	v->features_set = true;
@@ -369,18 +421,26 @@ static int h_set_vring_num(struct vuser_vhost *v, struct vmsg *m)
 	uint32_t num = m->p.state.num;
 
 	(void)v;
-	if (!num || num > VIRTQ_MAX_SIZE || (num & (num - 1)))
-		return bad(m, "size zero, not a power of two, or above 32768");
+	/* Split rings also need a power of two: judged when the ring starts. */
+	if (!num || num > VIRTQ_MAX_SIZE)
+		return bad(m, "size zero or above 32768");
 	m->ring->num = num;
 	return MSG_OK;
 }
 
 static int h_set_vring_base(struct vuser_vhost *v, struct vmsg *m)
 {
-	(void)v;
-	if (m->p.state.num > 0xffff)
+	/*
+	 * Packed rings: bits 0..14 the avail position, bit 15 its wrap counter,
+	 * and a frontend may put the used ones in bits 16..31; with nothing in
+	 * flight at a start they are the same, so the low half is what counts.
+	 */
+	if (v->features & BIT(VIRTIO_F_RING_PACKED))
+		m->ring->base = (uint16_t)m->p.state.num;
+	else if (m->p.state.num > 0xffff)
 		return bad(m, "base beyond a 16-bit index");
-	m->ring->base = (uint16_t)m->p.state.num;
+	else
+		m->ring->base = (uint16_t)m->p.state.num;
 	return MSG_OK;
 }
 
@@ -399,7 +459,12 @@ static int h_get_vring_base(struct vuser_vhost *v, struct vmsg *m)
 	(void)v;
 	ring_stop_datapath(r);
 	m->reply.state.index = m->p.state.index;
-	m->reply.state.num = r->started ? r->vq.last_avail : r->base;
+	if (!r->started)
+		m->reply.state.num = r->base;
+	else if (r->packed)
+		m->reply.state.num = vdpacked_base(&r->pq);
+	else
+		m->reply.state.num = r->vq.last_avail;
 	m->reply_size = sizeof(m->reply.state);
 	/* The ring is stopped now (vhost-user.rst): it restarts on the next kick. */
 	r->base = (uint16_t)m->reply.state.num;
@@ -895,7 +960,8 @@ VUSER_API int vuser_vhost_open_config(const struct vuser_vhost_config *cfg, stru
 			      (cfg->mrg_rxbuf ? BIT(VIRTIO_NET_F_MRG_RXBUF) : 0) |
 			      (cfg->in_order ? BIT(VIRTIO_F_IN_ORDER) : 0) |
 			      (cfg->indirect ? BIT(VIRTIO_RING_F_INDIRECT_DESC) : 0) |
-			      (cfg->event_idx ? BIT(VIRTIO_RING_F_EVENT_IDX) : 0);
+			      (cfg->event_idx ? BIT(VIRTIO_RING_F_EVENT_IDX) : 0) |
+			      (cfg->packed_vq ? BIT(VIRTIO_F_RING_PACKED) : 0);
 	v->protocol_offered = VHOST_PROTOCOL_FEATURES;
 	v->nrings = 2 * cfg->queues;
 	v->rings = aligned_alloc(64, v->nrings * sizeof(*v->rings));
@@ -906,7 +972,7 @@ VUSER_API int vuser_vhost_open_config(const struct vuser_vhost_config *cfg, stru
 	memset(v->rings, 0, v->nrings * sizeof(*v->rings));
 	for (unsigned i = 0; i < v->nrings; i++) {
 		v->rings[i].kickfd = v->rings[i].callfd = v->rings[i].errfd = -1;
-		v->rings[i].vq.callfd = -1;
+		ring_set_callfd(&v->rings[i], -1);
 	}
 	err = varena_create(&v->arena, vpool_mem_size(pool_size(cfg)) + 64, "vuser-vhost");
 	if (err)
@@ -971,6 +1037,8 @@ VUSER_API void vuser_vhost_close(struct vuser_vhost *v)
 	close_fd(&v->evfd);
 	vpool_destroy(&v->pool);
 	varena_destroy(&v->arena);
+	for (unsigned i = 0; i < v->nrings; i++)
+		vdpacked_destroy(&v->rings[i].pq);
 	free(v->rings);
 	free(v);
 }
