@@ -480,6 +480,18 @@ struct fe_vq {
 	uint16_t pnext[QSIZE];
 	uint16_t nchain[QSIZE];   /* descriptors in the chain at this head; 0: not posted */
 	unsigned outstanding;
+	/*
+	 * The packed layout (fe->packed) in the same place: descriptors where the
+	 * split table is, the driver area where avail is, the device area where
+	 * used is. nchain is then indexed by buffer id.
+	 */
+	struct vring_packed_desc *pd;
+	struct vring_packed_desc_event *pdrv, *pdev;
+	uint16_t ppos;            /* next position to make available ... */
+	bool pwrap;               /* ... and its wrap counter */
+	uint16_t pused;           /* next position the device writes a used descriptor ... */
+	bool puwrap;              /* ... and the wrap counter it writes */
+	unsigned pinflight;       /* ring positions in flight */
 };
 
 struct fe {
@@ -493,6 +505,7 @@ struct fe {
 	unsigned scratch;
 	unsigned stray;           /* bytes or fds the vhost sent that nobody asked for */
 	uint64_t calls;           /* notifications read from the receive ring's call fd */
+	bool packed;              /* VIRTIO_F_RING_PACKED negotiated */
 	struct fe_vq vq[2];
 };
 
@@ -530,6 +543,12 @@ static void fe_vq_reset(struct fe *fe, unsigned r)
 	q->desc = fe_ptr(fe, fe_addr(fe, DESC_OFF(r)));
 	q->avail = fe_ptr(fe, fe_addr(fe, AVAIL_OFF(r)));
 	q->used = fe_ptr(fe, fe_addr(fe, USED_OFF(r)));
+	q->pd = (void *)q->desc;
+	q->pdrv = (void *)q->avail;
+	q->pdev = (void *)q->used;
+	q->ppos = q->pused = 0;
+	q->pwrap = q->puwrap = true;
+	q->pinflight = 0;
 	q->avail_idx = q->used_seen = 0;
 	q->nfree = 0;
 	for (unsigned i = QSIZE; i-- > 0;)
@@ -784,7 +803,8 @@ static const uint64_t GOOD_PROTOCOL = BIT(VHOST_USER_PROTOCOL_F_MQ) | BIT(VHOST_
 /* What vhost.h documents as offered by default. */
 static const uint64_t MUST_OFFER = BIT(VIRTIO_F_VERSION_1) | BIT(VHOST_USER_F_PROTOCOL_FEATURES) |
 				   BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_RING_F_INDIRECT_DESC) |
-				   BIT(VIRTIO_RING_F_EVENT_IDX) | BIT(VIRTIO_F_IN_ORDER);
+				   BIT(VIRTIO_RING_F_EVENT_IDX) | BIT(VIRTIO_F_IN_ORDER) |
+				   BIT(VIRTIO_F_RING_PACKED);
 
 struct hs {
 	uint64_t features;
@@ -809,6 +829,16 @@ enum {
 static struct hs hs_default(void)
 {
 	return (struct hs){ .features = GOOD_FEATURES, .protocol = GOOD_PROTOCOL, .post_rx = true };
+}
+
+/* Packed rings; a base is then a position (bits 0..14) and a wrap counter (bit 15). */
+static struct hs hs_packed(void)
+{
+	struct hs o = hs_default();
+
+	o.features |= BIT(VIRTIO_F_RING_PACKED);
+	o.base[0] = o.base[1] = 0x8000;
+	return o;
 }
 
 static struct vhost_user_memory_region fe_region(const struct fe *fe, uint64_t off, uint64_t size)
@@ -857,6 +887,23 @@ static void fe_ring_init(struct fe *fe, unsigned r, uint16_t base)
 	struct fe_vq *q = &fe->vq[r];
 
 	fe_vq_reset(fe, r);
+	if (fe->packed) {
+		/*
+		 * Every descriptor as the previous lap left it, used: both bits 0
+		 * before a lap with wrap counter 1, both 1 before one with 0.
+		 */
+		memset(q->pd, 0, QSIZE * sizeof(*q->pd));
+		if (!(base >> 15))
+			for (unsigned i = 0; i < QSIZE; i++)
+				q->pd[i].flags = (1u << VRING_PACKED_DESC_F_AVAIL) |
+						 (1u << VRING_PACKED_DESC_F_USED);
+		/* Notifications wanted for every used buffer; the device's area is its own. */
+		*q->pdrv = (struct vring_packed_desc_event){ 0, VRING_PACKED_EVENT_FLAG_ENABLE };
+		*q->pdev = (struct vring_packed_desc_event){ 0, 0 };
+		q->ppos = q->pused = base & 0x7fff;
+		q->pwrap = q->puwrap = base >> 15;
+		return;
+	}
 	q->avail_idx = q->used_seen = base;
 	q->avail->flags = 0;
 	q->avail->idx = base;
@@ -885,8 +932,100 @@ static int fe_ring_default(struct fe *fe, unsigned r, uint16_t base)
 			    fe_addr(fe, USED_OFF(r)));
 }
 
+struct seg {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+};
+
+/* Packed descriptor flags that make a descriptor available in the lap wrap. */
+static uint16_t pk_avail(bool wrap, uint16_t flags)
+{
+	return (uint16_t)(flags | (wrap ? 1u << VRING_PACKED_DESC_F_AVAIL : 1u << VRING_PACKED_DESC_F_USED));
+}
+
+static void pk_advance(struct fe_vq *q, unsigned n)
+{
+	q->ppos = (uint16_t)(q->ppos + n);
+	if (q->ppos >= QSIZE) {
+		q->ppos = (uint16_t)(q->ppos - QSIZE);
+		q->pwrap = !q->pwrap;
+	}
+	q->pinflight += n;
+}
+
+/*
+ * Make a chain of n descriptors available at the next position, under buffer
+ * id: the rest first, the head's flags last with a release store (2.7.6).
+ * The caller checked there is room. Returns the head's position.
+ */
+static uint16_t pk_chain(struct fe *fe, unsigned r, const struct seg *s, unsigned n, uint16_t id)
+{
+	struct fe_vq *q = &fe->vq[r];
+	uint16_t head = q->ppos, pos = head, hflags = 0;
+	bool wrap = q->pwrap;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t f = pk_avail(wrap, (uint16_t)(s[i].flags | (i + 1 < n ? VRING_DESC_F_NEXT : 0)));
+
+		q->pd[pos].addr = s[i].addr;
+		q->pd[pos].len = s[i].len;
+		q->pd[pos].id = id;
+		if (i)
+			q->pd[pos].flags = f;
+		else
+			hflags = f;
+		if (++pos == QSIZE) {
+			pos = 0;
+			wrap = !wrap;
+		}
+	}
+	__atomic_store_n(&q->pd[head].flags, hflags, __ATOMIC_RELEASE);
+	q->nchain[id] = (uint16_t)n;
+	q->outstanding++;
+	pk_advance(q, n);
+	return head;
+}
+
+/*
+ * The next used descriptor of ring r: 1 with *id and *len (its chain is then
+ * given back), 0 when there is none, -1 when the device wrote one that names
+ * no chain in flight.
+ */
+static int pk_used(struct fe *fe, unsigned r, uint16_t *id, uint32_t *len)
+{
+	struct fe_vq *q = &fe->vq[r];
+	struct vring_packed_desc *d = &q->pd[q->pused];
+	uint16_t f = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
+	bool a = f & (1u << VRING_PACKED_DESC_F_AVAIL), u = f & (1u << VRING_PACKED_DESC_F_USED);
+	unsigned n;
+
+	/* Nothing in flight: what lies ahead is last lap's, not news. */
+	if (!q->outstanding || a != q->puwrap || u != q->puwrap)
+		return 0;
+	*id = d->id;
+	*len = d->len;
+	if (*id >= QSIZE || !q->nchain[*id]) {
+		fprintf(stderr, "ring %u: used id %u at %u was not posted (flags %#x len %u, ppos %u pinflight %u out %u)\n", r, *id, q->pused, f, *len, q->ppos, q->pinflight, q->outstanding);
+		return -1;
+	}
+	n = q->nchain[*id];
+	q->nchain[*id] = 0;
+	q->outstanding--;
+	q->pinflight -= n;
+	q->pused = (uint16_t)(q->pused + n);
+	if (q->pused >= QSIZE) {
+		q->pused = (uint16_t)(q->pused - QSIZE);
+		q->puwrap = !q->puwrap;
+	}
+	return 1;
+}
+
 static void fe_publish(struct fe *fe, unsigned r)
 {
+	/* Packed: each chain was published by its head's flags. */
+	if (fe->packed)
+		return;
 	__atomic_store_n(&fe->vq[r].avail->idx, fe->vq[r].avail_idx, __ATOMIC_RELEASE);
 }
 
@@ -894,6 +1033,11 @@ static void fe_rx_post(struct fe *fe, uint16_t id)
 {
 	struct fe_vq *q = &fe->vq[0];
 
+	if (fe->packed) {
+		pk_chain(fe, 0, &(struct seg){ fe_addr(fe, RXBUF_OFF + (uint64_t)id * RXBUF_LEN),
+					      RXBUF_LEN, VRING_DESC_F_WRITE }, 1, id);
+		return;
+	}
 	q->desc[id] = (struct vring_desc){ fe_addr(fe, RXBUF_OFF + (uint64_t)id * RXBUF_LEN), RXBUF_LEN,
 					   VRING_DESC_F_WRITE, 0 };
 	q->nchain[id] = 1;
@@ -938,6 +1082,7 @@ static bool fe_hs(struct fe *fe, const struct hs *o, int from, int to)
 		case HS_SET_FEATURES:
 			err = fe_send_u64(fe, VHOST_USER_SET_FEATURES, F_REQ, o->features);
 			fe->features = o->features;
+			fe->packed = o->features & BIT(VIRTIO_F_RING_PACKED);
 			break;
 		case HS_MEM:
 			err = fe_mem_table(fe, o->two_regions);
@@ -1028,9 +1173,20 @@ static void fe_push(struct fe *fe, unsigned r, uint16_t head)
 static unsigned fe_tx_reclaim(struct fe *fe)
 {
 	struct fe_vq *q = &fe->vq[1];
-	uint16_t idx = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
+	uint16_t idx;
 	unsigned n = 0;
 
+	if (fe->packed) {
+		uint16_t id;
+		uint32_t len;
+		int got;
+
+		while ((got = pk_used(fe, 1, &id, &len)) > 0)
+			n++;
+		CHECK(got == 0);
+		return n;
+	}
+	idx = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
 	if ((uint16_t)(idx - q->used_seen) > q->outstanding) {
 		fprintf(stderr, "tx used idx %u moved by more than %u outstanding\n", idx, q->outstanding);
 		CHECK(0);
@@ -1057,12 +1213,6 @@ static unsigned fe_tx_reclaim(struct fe *fe)
 	}
 	return n;
 }
-
-struct seg {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-};
 
 /* A chain of n descriptors from the free list, linked in order; returns the head or -1. */
 static int fe_chain(struct fe *fe, unsigned r, const struct seg *s, unsigned n)
@@ -1093,6 +1243,51 @@ static int fe_chain(struct fe *fe, unsigned r, const struct seg *s, unsigned n)
  * and data in one buffer, header and data apart, or both through an
  * indirect table.
  */
+/*
+ * The same three layouts on a packed ring, under the head position as buffer
+ * id (unique while the chain is in flight), in that id's transmit slot.
+ */
+static bool pk_tx_frame(struct fe *fe, uint32_t seed, unsigned k, uint32_t len, unsigned mode)
+{
+	struct fe_vq *q = &fe->vq[1];
+	struct virtio_net_hdr_mrg_rxbuf h = { 0 };
+	uint16_t id = q->ppos;
+	uint64_t slot = fe_addr(fe, TXBUF_OFF + (uint64_t)id * TXBUF_LEN);
+	uint8_t *p = fe_ptr(fe, slot);
+
+	if (QSIZE - q->pinflight < 2)
+		fe_tx_reclaim(fe);
+	if (QSIZE - q->pinflight < 2)
+		return false;
+	switch (mode) {
+	case 0:
+		memcpy(p, &h, HDR);
+		frame_fill(p + HDR, len, seed, k);
+		pk_chain(fe, 1, &(struct seg){ slot, HDR + len, 0 }, 1, id);
+		break;
+	case 1: {
+		struct seg sg[2] = { { slot, HDR, 0 }, { slot + 64, len, 0 } };
+
+		memcpy(p, &h, HDR);
+		frame_fill(p + 64, len, seed, k);
+		pk_chain(fe, 1, sg, 2, id);
+		break;
+	}
+	default: {
+		struct vring_packed_desc *t = (struct vring_packed_desc *)p;
+
+		/* In a table the order is the chain: no NEXT needed. */
+		t[0] = (struct vring_packed_desc){ slot + 64, HDR, 0, 0 };
+		t[1] = (struct vring_packed_desc){ slot + 128, len, 0, 0 };
+		memcpy(p + 64, &h, HDR);
+		frame_fill(p + 128, len, seed, k);
+		pk_chain(fe, 1, &(struct seg){ slot, 2 * sizeof(*t), VRING_DESC_F_INDIRECT }, 1, id);
+		break;
+	}
+	}
+	return true;
+}
+
 static bool fe_tx_frame(struct fe *fe, uint32_t seed, unsigned k, uint32_t len, unsigned mode)
 {
 	struct fe_vq *q = &fe->vq[1];
@@ -1101,6 +1296,8 @@ static bool fe_tx_frame(struct fe *fe, uint32_t seed, unsigned k, uint32_t len, 
 	uint8_t *p0;
 	int head;
 
+	if (fe->packed)
+		return pk_tx_frame(fe, seed, k, len, mode);
 	if (q->nfree < 2)
 		fe_tx_reclaim(fe);
 	if (q->nfree < 2)
@@ -1206,19 +1403,92 @@ static void fe_tx_traffic(struct fe *fe, unsigned n, uint32_t seed)
  * Receive frames k0 .. k0+n-1 of the vhost's current job, merged or not, and
  * check every byte; each buffer goes back on the ring once read.
  */
+static uint8_t rx_got[FRAME_MAX], rx_want[FRAME_MAX];
+
+/*
+ * One used receive buffer (id, elen bytes), already taken off the ring: add
+ * it to the frame being merged, check the frame when it is whole, post the
+ * buffer again. False when the device wrote something impossible.
+ */
+static bool rx_entry(struct fe *fe, uint16_t id, uint32_t elen, uint32_t seed, const uint32_t *sizes,
+		     unsigned k0, unsigned *done, unsigned *need, unsigned *have, uint32_t *len)
+{
+	bool mrg = fe->features & BIT(VIRTIO_NET_F_MRG_RXBUF);
+	const uint8_t *p = fe_ptr(fe, fe_addr(fe, RXBUF_OFF + (uint64_t)id * RXBUF_LEN));
+	uint32_t off = 0;
+
+	if (elen > RXBUF_LEN) {
+		fprintf(stderr, "rx used id %u len %u: beyond the buffer\n", id, elen);
+		return false;
+	}
+	if (!*need) {
+		unsigned nb = p[10] | (unsigned)p[11] << 8;
+
+		if (elen < HDR || !nb || nb > 64 || (!mrg && nb != 1)) {
+			fprintf(stderr, "rx frame %u: len %u num_buffers %u\n", k0 + *done, elen, nb);
+			return false;
+		}
+		*need = nb;
+		*have = 0;
+		*len = 0;
+		off = HDR;
+	}
+	if (*len + elen - off > FRAME_MAX)
+		return false;
+	memcpy(rx_got + *len, p + off, elen - off);
+	*len += elen - off;
+	fe_rx_post(fe, id);
+	if (++*have == *need) {
+		unsigned k = k0 + *done;
+		uint32_t wl = sizes ? sizes[k] : frame_len(seed, k);
+
+		frame_fill(rx_want, wl, seed, k);
+		(*done)++;
+		*need = 0;
+		if (*len != wl || memcmp(rx_got, rx_want, wl)) {
+			fprintf(stderr, "rx frame %u: %u bytes (want %u), %s\n", k, *len, wl,
+				*len == wl ? "bytes differ" : "length differs");
+			return false;
+		}
+	}
+	return true;
+}
+
 static unsigned fe_rx_expect(struct fe *fe, uint32_t seed, const uint32_t *sizes, unsigned k0,
 			     unsigned n)
 {
-	static uint8_t got[FRAME_MAX], want[FRAME_MAX];
 	struct fe_vq *q = &fe->vq[0];
-	bool mrg = fe->features & BIT(VIRTIO_NET_F_MRG_RXBUF), bad = false;
+	bool bad = false;
 	long long deadline = now_ms() + WAIT_MS;
 	unsigned done = 0, need = 0, have = 0;
 	uint32_t len = 0;
 
 	while (done < n && !bad && now_ms() < deadline) {
-		uint16_t idx = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
+		uint16_t idx;
 
+		if (fe->packed) {
+			uint16_t id;
+			uint32_t elen;
+			int got = pk_used(fe, 0, &id, &elen);
+
+			if (got < 0) {
+				bad = true;
+				break;
+			}
+			if (!got) {
+				struct pollfd pf = { .fd = fe->call[0], .events = POLLIN };
+				uint64_t c;
+
+				if (poll(&pf, 1, 2) > 0 && read(fe->call[0], &c, sizeof(c)) == sizeof(c))
+					fe->calls += c;
+				continue;
+			}
+			if (!rx_entry(fe, id, elen, seed, sizes, k0, &done, &need, &have, &len))
+				bad = true;
+			srv_wake();
+			continue;
+		}
+		idx = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
 		if (idx == q->used_seen) {
 			struct pollfd pf = { .fd = fe->call[0], .events = POLLIN };
 			uint64_t c;
@@ -1235,51 +1505,16 @@ static unsigned fe_rx_expect(struct fe *fe, uint32_t seed, const uint32_t *sizes
 		}
 		while (q->used_seen != idx && !bad) {
 			struct vring_used_elem e = q->used->ring[q->used_seen++ & (QSIZE - 1)];
-			const uint8_t *p;
-			uint32_t off = 0;
 
-			if (e.id >= QSIZE || !q->nchain[e.id] || e.len > RXBUF_LEN) {
+			if (e.id >= QSIZE || !q->nchain[e.id]) {
 				fprintf(stderr, "rx used id %u len %u: not a posted buffer\n", e.id, e.len);
 				bad = true;
 				break;
 			}
 			q->nchain[e.id] = 0;
 			q->outstanding--;
-			p = fe_ptr(fe, fe_addr(fe, RXBUF_OFF + (uint64_t)e.id * RXBUF_LEN));
-			if (!need) {
-				unsigned nb = p[10] | (unsigned)p[11] << 8;
-
-				if (e.len < HDR || !nb || nb > 64 || (!mrg && nb != 1)) {
-					fprintf(stderr, "rx frame %u: len %u num_buffers %u\n", k0 + done,
-						e.len, nb);
-					bad = true;
-					break;
-				}
-				need = nb;
-				have = 0;
-				len = 0;
-				off = HDR;
-			}
-			if (len + e.len - off > FRAME_MAX) {
+			if (!rx_entry(fe, (uint16_t)e.id, e.len, seed, sizes, k0, &done, &need, &have, &len))
 				bad = true;
-				break;
-			}
-			memcpy(got + len, p + off, e.len - off);
-			len += e.len - off;
-			fe_rx_post(fe, (uint16_t)e.id);
-			if (++have == need) {
-				unsigned k = k0 + done;
-				uint32_t wl = sizes ? sizes[k] : frame_len(seed, k);
-
-				frame_fill(want, wl, seed, k);
-				if (len != wl || memcmp(got, want, wl)) {
-					fprintf(stderr, "rx frame %u: %u bytes (want %u), %s\n", k, len, wl,
-						len == wl ? "bytes differ" : "length differs");
-					bad = true;
-				}
-				done++;
-				need = 0;
-			}
 		}
 		fe_publish(fe, 0);
 		srv_wake();
@@ -1338,7 +1573,11 @@ static void fe_close_good(struct fe *fe)
 		CHECK(!fe_reply(fe, VHOST_USER_GET_VRING_BASE, &st, sizeof(st)));
 		CHECK_EQ(st.index, r);
 		/* rx: every buffer it filled and we read; tx: every chain we posted. */
-		CHECK_EQ(st.num, r ? fe->vq[1].avail_idx : fe->vq[0].used_seen);
+		if (fe->packed)
+			CHECK_EQ(st.num, r ? (uint32_t)(fe->vq[1].ppos | fe->vq[1].pwrap << 15)
+					   : (uint32_t)(fe->vq[0].pused | fe->vq[0].puwrap << 15));
+		else
+			CHECK_EQ(st.num, r ? fe->vq[1].avail_idx : fe->vq[0].used_seen);
 	}
 	CHECK_EQ(fe->stray, 0);
 	fe_close(fe);
@@ -1366,6 +1605,12 @@ static void good_session(void)
 	o.base[0] = (uint16_t)(good_count * 7919u);
 	o.base[1] = (uint16_t)(0xffff - good_count % 64);
 	o.two_regions = good_count % 3 == 1;
+	/* Every other one packed, from a position and wrap counter of its own. */
+	if (good_count % 2) {
+		o.features |= BIT(VIRTIO_F_RING_PACKED);
+		o.base[0] = (uint16_t)(o.base[0] % QSIZE | (o.base[0] & 0x8000));
+		o.base[1] = (uint16_t)(o.base[1] % QSIZE | (o.base[1] & 0x8000));
+	}
 	if (good_count % 4 == 3)
 		o.features &= ~BIT(VHOST_USER_F_PROTOCOL_FEATURES);
 	if (fe_ready(&fe, &o))
@@ -1627,10 +1872,13 @@ static void c_ring_size0(struct fe *fe, struct expect *ex)
 	cut(ex, "size zero");
 }
 
+/* Legal for a packed ring, so judged when the split ring starts. */
 static void c_ring_size300(struct fe *fe, struct expect *ex)
 {
 	hs_to(fe, HS_RING0);
-	fe_send_state(fe, VHOST_USER_SET_VRING_NUM, F_REQ, 1, 300);
+	fe_ring_init(fe, 0, 0);
+	fe_ring_msgs(fe, 0, 300, 0, fe_addr(fe, DESC_OFF(0)), fe_addr(fe, AVAIL_OFF(0)),
+		     fe_addr(fe, USED_OFF(0)));
 	cut(ex, "power of two");
 }
 
@@ -2556,6 +2804,222 @@ static void c_dp_rx_nomrg_drop(struct fe *fe, struct expect *ex)
 	ex->kind = EX_ALIVE;
 }
 
+
+/* ...................................................... the packed layout */
+
+static bool dp_packed(struct fe *fe, bool post_rx)
+{
+	struct hs o = hs_packed();
+
+	o.post_rx = post_rx;
+	return fe_ready(fe, &o);
+}
+
+/* One packed descriptor at position pos of ring r, flags as given (released). */
+static void pk_desc(struct fe *fe, unsigned r, uint16_t pos, uint64_t addr, uint32_t len, uint16_t id,
+		    uint16_t flags)
+{
+	struct vring_packed_desc *d = &fe->vq[r].pd[pos];
+
+	d->addr = addr;
+	d->len = len;
+	d->id = id;
+	__atomic_store_n(&d->flags, flags, __ATOMIC_RELEASE);
+}
+
+#define PK_ON(f) pk_avail(true, (uint16_t)(f))   /* available in the first lap */
+#define PK_OFF(f) pk_avail(false, (uint16_t)(f)) /* available only in the second */
+
+static uint64_t sc_ptable(struct fe *fe, unsigned n)
+{
+	uint64_t t = fe_scratch(fe, n * (uint32_t)sizeof(struct vring_packed_desc));
+
+	memset(fe_ptr(fe, t), 0, n * sizeof(struct vring_packed_desc));
+	return t;
+}
+
+/* The chain goes on into a descriptor the driver never made available. */
+static void c_pk_next_unavail(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, true))
+		return;
+	pk_desc(fe, 1, 1, sc_data(fe, 64), 64, 0, 0);
+	pk_desc(fe, 1, 0, sc_hdr(fe), HDR, 0, PK_ON(VRING_DESC_F_NEXT));
+	srv_wake();
+	cut_dp(ex, 1, "not available");
+}
+
+/* A chain across the end of the ring whose tail still carries the old lap's flags. */
+static void c_pk_wrap_confusion(struct fe *fe, struct expect *ex)
+{
+	struct hs o = hs_packed();
+
+	o.base[1] = (uint16_t)((QSIZE - 2) | 0x8000);
+	if (!fe_ready(fe, &o))
+		return;
+	pk_desc(fe, 1, 0, sc_data(fe, 64), 64, 7, PK_ON(0));
+	pk_desc(fe, 1, QSIZE - 1, sc_data(fe, 64), 64, 7, PK_ON(VRING_DESC_F_NEXT));
+	pk_desc(fe, 1, QSIZE - 2, sc_hdr(fe), HDR, 7, PK_ON(VRING_DESC_F_NEXT));
+	srv_wake();
+	cut_dp(ex, 1, "not available");
+}
+
+/*
+ * Legal: a descriptor whose flags say "used" (AVAIL == USED) or "next lap"
+ * is not available and must be left alone; then the frontend behaves.
+ */
+static void c_pk_stale_flags(struct fe *fe, struct expect *ex)
+{
+	struct vuser_port_stats s0, s1;
+
+	if (!dp_packed(fe, true))
+		return;
+	srv_snap(NULL, &s0);
+	pk_desc(fe, 1, 0, sc_hdr(fe), HDR, 0,
+		(1u << VRING_PACKED_DESC_F_AVAIL) | (1u << VRING_PACKED_DESC_F_USED));
+	srv_wake();
+	srv_settle();
+	pk_desc(fe, 1, 0, sc_hdr(fe), HDR, 0, PK_OFF(0));
+	srv_wake();
+	srv_settle();
+	srv_snap(NULL, &s1);
+	CHECK_EQ(s1.rx[0].packets, s0.rx[0].packets);
+	CHECK_EQ(s1.rx[0].drops, s0.rx[0].drops);
+	fe_traffic(fe, 20, 41);
+	ex->kind = EX_ALIVE;
+}
+
+static void c_pk_ind_nested(struct fe *fe, struct expect *ex)
+{
+	uint64_t t;
+	struct vring_packed_desc *d;
+
+	if (!dp_packed(fe, true))
+		return;
+	t = sc_ptable(fe, 2);
+	d = fe_ptr(fe, t);
+	d[0] = (struct vring_packed_desc){ t, 2 * sizeof(*d), 0, VRING_DESC_F_INDIRECT };
+	pk_desc(fe, 1, 0, t, 2 * sizeof(*d), 0, PK_ON(VRING_DESC_F_INDIRECT));
+	srv_wake();
+	cut_dp(ex, 1, "inside an indirect");
+}
+
+static void c_pk_ind_next(struct fe *fe, struct expect *ex)
+{
+	uint64_t t;
+
+	if (!dp_packed(fe, true))
+		return;
+	t = sc_ptable(fe, 2);
+	pk_desc(fe, 1, 1, sc_data(fe, 64), 64, 0, PK_ON(0));
+	pk_desc(fe, 1, 0, t, 2 * sizeof(struct vring_packed_desc), 0,
+		PK_ON(VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT));
+	srv_wake();
+	cut_dp(ex, 1, "with VRING_DESC_F_NEXT");
+}
+
+static void c_pk_ind_ragged(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, true))
+		return;
+	pk_desc(fe, 1, 0, sc_ptable(fe, 2), 24, 0, PK_ON(VRING_DESC_F_INDIRECT));
+	srv_wake();
+	cut_dp(ex, 1, "ragged");
+}
+
+static void c_pk_ind_outside(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, true))
+		return;
+	pk_desc(fe, 1, 0, fe_addr(fe, MEM_SIZE - 16), 32, 0, PK_ON(VRING_DESC_F_INDIRECT));
+	srv_wake();
+	cut_dp(ex, 1, "indirect table outside");
+}
+
+static void c_pk_ind_unnegotiated(struct fe *fe, struct expect *ex)
+{
+	struct hs o = hs_packed();
+
+	o.features &= ~BIT(VIRTIO_RING_F_INDIRECT_DESC);
+	if (!fe_ready(fe, &o))
+		return;
+	pk_desc(fe, 1, 0, sc_ptable(fe, 2), 32, 0, PK_ON(VRING_DESC_F_INDIRECT));
+	srv_wake();
+	cut_dp(ex, 1, "without VIRTIO_RING_F_INDIRECT_DESC");
+}
+
+static void c_pk_buf_outside(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, true))
+		return;
+	pk_desc(fe, 1, 1, fe_addr(fe, MEM_SIZE + 0x1000), 64, 0, PK_ON(0));
+	pk_desc(fe, 1, 0, sc_hdr(fe), HDR, 0, PK_ON(VRING_DESC_F_NEXT));
+	srv_wake();
+	cut_dp(ex, 1, "buffer outside");
+}
+
+static void c_pk_tx_writable(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, true))
+		return;
+	pk_desc(fe, 1, 1, sc_data(fe, 64), 64, 0, PK_ON(VRING_DESC_F_WRITE));
+	pk_desc(fe, 1, 0, sc_hdr(fe), HDR, 0, PK_ON(VRING_DESC_F_NEXT));
+	srv_wake();
+	cut_dp(ex, 1, "writable descriptor in a transmit chain");
+}
+
+static void c_pk_rx_readable(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, false))
+		return;
+	pk_desc(fe, 0, 0, fe_addr(fe, RXBUF_OFF), RXBUF_LEN, 0, PK_ON(0));
+	srv_job(1, 42, NULL);
+	cut_dp(ex, 0, "readable descriptor in a receive chain");
+}
+
+/* A receive chain too short for the frame that runs into an unavailable descriptor. */
+static void c_pk_rx_next_unavail(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, false))
+		return;
+	pk_desc(fe, 0, 1, fe_addr(fe, RXBUF_OFF + RXBUF_LEN), RXBUF_LEN, 0, PK_OFF(VRING_DESC_F_WRITE));
+	pk_desc(fe, 0, 0, fe_addr(fe, RXBUF_OFF), 4, 0, PK_ON(VRING_DESC_F_WRITE | VRING_DESC_F_NEXT));
+	srv_job(1, 43, NULL);
+	cut_dp(ex, 0, "not available");
+}
+
+static void c_pk_base_beyond(struct fe *fe, struct expect *ex)
+{
+	struct hs o = hs_packed();
+
+	fe_hs(fe, &o, HS_OWNER, HS_RING0);
+	fe_ring_init(fe, 0, 0x8000);
+	fe_ring_msgs(fe, 0, QSIZE, 300 | 0x8000, fe_addr(fe, DESC_OFF(0)), fe_addr(fe, AVAIL_OFF(0)),
+		     fe_addr(fe, USED_OFF(0)));
+	cut(ex, "base beyond the ring");
+}
+
+static void c_pk_layout_change(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, true))
+		return;
+	fe_send_u64(fe, VHOST_USER_SET_FEATURES, F_REQ, GOOD_FEATURES);
+	cut(ex, "changes the ring layout");
+}
+
+/* Legal: packed rings moving frames both ways, every layout, across a wrap. */
+static void c_pk_good_wrap(struct fe *fe, struct expect *ex)
+{
+	struct hs o = hs_packed();
+
+	o.base[0] = (uint16_t)((QSIZE - 3) | 0x8000);
+	o.base[1] = (uint16_t)(QSIZE - 5);
+	if (!fe_ready(fe, &o))
+		return;
+	fe_traffic(fe, LOG_MAX - 16, 44);
+	ex->kind = EX_ALIVE;
+}
+
 /* ---------------------------------------------------------------- the run */
 
 struct tcase {
@@ -2647,6 +3111,21 @@ static const struct tcase cases[] = {
 	{ "dp: rx buffer outside memory", c_dp_rx_outside, false },
 	{ "dp: rx avail idx jumps", c_dp_rx_avail_jump, false },
 	{ "dp: rx frame too big, no MRG", c_dp_rx_nomrg_drop, false },
+	{ "packed: chain into unavailable desc", c_pk_next_unavail, false },
+	{ "packed: chain across the wrap, old lap", c_pk_wrap_confusion, false },
+	{ "packed: used/next-lap flags left alone", c_pk_stale_flags, false },
+	{ "packed: nested indirect", c_pk_ind_nested, false },
+	{ "packed: indirect with NEXT", c_pk_ind_next, false },
+	{ "packed: indirect len 24", c_pk_ind_ragged, false },
+	{ "packed: indirect table outside", c_pk_ind_outside, false },
+	{ "packed: indirect unnegotiated", c_pk_ind_unnegotiated, false },
+	{ "packed: buffer outside memory", c_pk_buf_outside, false },
+	{ "packed: writable desc in tx chain", c_pk_tx_writable, false },
+	{ "packed: readable desc in rx chain", c_pk_rx_readable, false },
+	{ "packed: rx chain into unavailable", c_pk_rx_next_unavail, false },
+	{ "packed: base beyond the ring", c_pk_base_beyond, false },
+	{ "packed: layout changed while running", c_pk_layout_change, false },
+	{ "packed: traffic across the wrap", c_pk_good_wrap, false },
 };
 
 static void run_case(const struct tcase *tc)

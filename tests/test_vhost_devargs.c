@@ -86,6 +86,7 @@ static void same_config(const struct vuser_vhost_config *got,
 	CHECK_EQ(got->in_order, want->in_order);
 	CHECK_EQ(got->indirect, want->indirect);
 	CHECK_EQ(got->event_idx, want->event_idx);
+	CHECK_EQ(got->packed_vq, want->packed_vq);
 	CHECK_EQ(got->queues, want->queues);
 	CHECK_EQ(got->mem_slots, want->mem_slots);
 	CHECK_EQ(got->pool, want->pool);
@@ -147,7 +148,7 @@ static const struct bad_case {
 	{ "path=" SOCK ",cq=1", -EINVAL, "cq", "1", "unknown key" },
 	{ "path=" SOCK ",server=1", -EINVAL, "server", "1", "unknown key" },
 	{ "path=" SOCK ",server=0", -EINVAL, "server", "0", "unknown key" },
-	{ "path=" SOCK ",packed_vq=0", -EINVAL, "packed_vq", "0", "unknown key" },
+	{ "path=" SOCK ",packed_vq=2", -EINVAL, "packed_vq", "2", "not 0 or 1" },
 	{ "path=" SOCK ",iface=tap0", -EINVAL, "iface", "tap0", "unknown key" },
 	{ "path=" SOCK ",mem-slots=8", -EINVAL, "mem-slots", "8", "unknown key" },
 
@@ -265,10 +266,10 @@ static void test_bad_devargs(void)
  * vuser_vhost_config_init(), so that the defaults are under test too.
  */
 #define WANT(path_, client_, queues_, mrg_rxbuf_, in_order_, indirect_, event_idx_, \
-	     mem_slots_, pool_)                                                      \
+	     packed_vq_, mem_slots_, pool_)                                          \
 	.path = path_, .client = client_, .queues = queues_, .mrg_rxbuf = mrg_rxbuf_, \
 	.in_order = in_order_, .indirect = indirect_, .event_idx = event_idx_,       \
-	.mem_slots = mem_slots_, .pool = pool_
+	.packed_vq = packed_vq_, .mem_slots = mem_slots_, .pool = pool_
 
 #define MAC(a, b, c, d, e, f) .mac = { a, b, c, d, e, f }, .mac_set = true
 
@@ -276,62 +277,64 @@ static const struct good_case {
 	const char *devargs;
 	struct vuser_vhost_config want;
 } good_cases[] = {
-	/* path, client, queues, mrg_rxbuf, in_order, indirect, event_idx, mem_slots, pool */
-	{ "path=" SOCK, { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 0) } },
+	/* path, client, queues, mrg_rxbuf, in_order, indirect, event_idx, packed_vq, mem_slots, pool */
+	{ "path=" SOCK, { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 0) } },
 	/* the first '=' splits: the rest is the value */
-	{ "path=/tmp/a=b", { WANT("/tmp/a=b", 0, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=/tmp/a=b", { WANT("/tmp/a=b", 0, 1, 1, 1, 1, 1, 1, 64, 0) } },
 	/* an existing directory is no character device */
-	{ "path=/tmp", { WANT("/tmp", 0, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=/tmp", { WANT("/tmp", 0, 1, 1, 1, 1, 1, 1, 64, 0) } },
 	/* a name that only starts with "/dev" is not under /dev/ */
-	{ "path=/devices.sock", { WANT("/devices.sock", 0, 1, 1, 1, 1, 1, 64, 0) } },
-	{ "path=dev/x.sock", { WANT("dev/x.sock", 0, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=/devices.sock", { WANT("/devices.sock", 0, 1, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=dev/x.sock", { WANT("dev/x.sock", 0, 1, 1, 1, 1, 1, 1, 64, 0) } },
 
-	{ "path=" SOCK ",client=1", { WANT(SOCK, 1, 1, 1, 1, 1, 1, 64, 0) } },
-	{ "path=" SOCK ",client=0", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 0) } },
-	{ "path=" SOCK ",mrg_rxbuf=0", { WANT(SOCK, 0, 1, 0, 1, 1, 1, 64, 0) } },
-	{ "path=" SOCK ",mrg_rxbuf=1", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 0) } },
-	{ "path=" SOCK ",in_order=0", { WANT(SOCK, 0, 1, 1, 0, 1, 1, 64, 0) } },
-	{ "path=" SOCK ",in_order=1", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 0) } },
-	{ "path=" SOCK ",indirect=0", { WANT(SOCK, 0, 1, 1, 1, 0, 1, 64, 0) } },
-	{ "path=" SOCK ",indirect=1", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 0) } },
-	{ "path=" SOCK ",event_idx=0", { WANT(SOCK, 0, 1, 1, 1, 1, 0, 64, 0) } },
-	{ "path=" SOCK ",event_idx=1", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",client=1", { WANT(SOCK, 1, 1, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",client=0", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",mrg_rxbuf=0", { WANT(SOCK, 0, 1, 0, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",mrg_rxbuf=1", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",in_order=0", { WANT(SOCK, 0, 1, 1, 0, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",in_order=1", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",indirect=0", { WANT(SOCK, 0, 1, 1, 1, 0, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",indirect=1", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",event_idx=0", { WANT(SOCK, 0, 1, 1, 1, 1, 0, 1, 64, 0) } },
+	{ "path=" SOCK ",event_idx=1", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",packed_vq=0", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 0, 64, 0) } },
+	{ "path=" SOCK ",packed_vq=1", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 0) } },
 
-	{ "path=" SOCK ",queues=1", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 0) } },
-	{ "path=" SOCK ",queues=4", { WANT(SOCK, 0, 4, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",queues=1", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",queues=4", { WANT(SOCK, 0, 4, 1, 1, 1, 1, 1, 64, 0) } },
 	/* no control queue to ask for, unlike the port's cq */
-	{ "path=" SOCK ",queues=32", { WANT(SOCK, 0, 32, 1, 1, 1, 1, 64, 0) } },
-	{ "path=" SOCK ",queues=0x20", { WANT(SOCK, 0, 32, 1, 1, 1, 1, 64, 0) } },
-	{ "path=" SOCK ",queues=0X0a", { WANT(SOCK, 0, 10, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",queues=32", { WANT(SOCK, 0, 32, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",queues=0x20", { WANT(SOCK, 0, 32, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",queues=0X0a", { WANT(SOCK, 0, 10, 1, 1, 1, 1, 1, 64, 0) } },
 	/* a leading 0 is decimal, not octal */
-	{ "path=" SOCK ",queues=010", { WANT(SOCK, 0, 10, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",queues=010", { WANT(SOCK, 0, 10, 1, 1, 1, 1, 1, 64, 0) } },
 
-	{ "path=" SOCK ",mem_slots=1", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 0) } },
-	{ "path=" SOCK ",mem_slots=8", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 8, 0) } },
-	{ "path=" SOCK ",mem_slots=509", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 509, 0) } },
-	{ "path=" SOCK ",mem_slots=0x1fd", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 509, 0) } },
+	{ "path=" SOCK ",mem_slots=1", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 1, 0) } },
+	{ "path=" SOCK ",mem_slots=8", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 8, 0) } },
+	{ "path=" SOCK ",mem_slots=509", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 509, 0) } },
+	{ "path=" SOCK ",mem_slots=0x1fd", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 509, 0) } },
 
-	{ "path=" SOCK ",pool=0", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 0) } },
-	{ "path=" SOCK ",pool=00", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 0) } },
-	{ "path=" SOCK ",pool=64", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 64) } },
-	{ "path=" SOCK ",pool=4096", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 4096) } },
-	{ "path=" SOCK ",pool=1048576", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 1048576) } },
-	{ "path=" SOCK ",pool=0x100000", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 1048576) } },
+	{ "path=" SOCK ",pool=0", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",pool=00", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 0) } },
+	{ "path=" SOCK ",pool=64", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 64) } },
+	{ "path=" SOCK ",pool=4096", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 4096) } },
+	{ "path=" SOCK ",pool=1048576", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 1048576) } },
+	{ "path=" SOCK ",pool=0x100000", { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 1048576) } },
 
 	{ "path=" SOCK ",mac=AA:BB:CC:DD:EE:0F",
-	  { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 0), MAC(0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x0f) } },
+	  { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 0), MAC(0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x0f) } },
 	{ "path=" SOCK ",mac=aa:bB:Cc:dd:ee:0f",
-	  { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 0), MAC(0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x0f) } },
+	  { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 0), MAC(0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x0f) } },
 	/* only the lowest bit of the first octet means multicast */
 	{ "path=" SOCK ",mac=fe:ff:ff:ff:ff:ff",
-	  { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 0), MAC(0xfe, 0xff, 0xff, 0xff, 0xff, 0xff) } },
+	  { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 0), MAC(0xfe, 0xff, 0xff, 0xff, 0xff, 0xff) } },
 	{ "path=" SOCK ",mac=00:00:00:00:00:01",
-	  { WANT(SOCK, 0, 1, 1, 1, 1, 1, 64, 0), MAC(0, 0, 0, 0, 0, 1) } },
+	  { WANT(SOCK, 0, 1, 1, 1, 1, 1, 1, 64, 0), MAC(0, 0, 0, 0, 0, 1) } },
 
 	/* every key at once, in another order */
-	{ "pool=2048,mem_slots=128,event_idx=0,indirect=0,in_order=0,mrg_rxbuf=0,"
+	{ "pool=2048,mem_slots=128,packed_vq=0,event_idx=0,indirect=0,in_order=0,mrg_rxbuf=0,"
 	  "mac=02:00:00:00:00:42,queues=8,client=1,path=" SOCK,
-	  { WANT(SOCK, 1, 8, 0, 0, 0, 0, 128, 2048), MAC(0x02, 0, 0, 0, 0, 0x42) } },
+	  { WANT(SOCK, 1, 8, 0, 0, 0, 0, 0, 128, 2048), MAC(0x02, 0, 0, 0, 0, 0x42) } },
 };
 
 static void test_good_devargs(void)
@@ -356,6 +359,7 @@ static void test_defaults(void)
 	CHECK_EQ(cfg.in_order, 1);
 	CHECK_EQ(cfg.indirect, 1);
 	CHECK_EQ(cfg.event_idx, 1);
+	CHECK_EQ(cfg.packed_vq, 1);
 	CHECK_EQ(cfg.mem_slots, 64);
 	CHECK_EQ(cfg.pool, 0);
 	/* defaults need a path before they pass */

@@ -60,6 +60,7 @@
 #define F_INORDER BIT(VIRTIO_F_IN_ORDER)
 #define F_IND BIT(VIRTIO_RING_F_INDIRECT_DESC)
 #define F_EVIDX BIT(VIRTIO_RING_F_EVENT_IDX)
+#define F_PACKED BIT(VIRTIO_F_RING_PACKED)
 #define F_MQ BIT(VIRTIO_NET_F_MQ)
 #define F_CSUM BIT(VIRTIO_NET_F_CSUM)
 #define F_GCSUM BIT(VIRTIO_NET_F_GUEST_CSUM)
@@ -1742,7 +1743,7 @@ static struct vuser_buf *mkframe_segs(struct vh *h, const uint8_t *data, const u
 /* ===================================================================== cases */
 
 static const uint64_t never_offered =
-	BIT(VIRTIO_F_RING_PACKED) | BIT(VIRTIO_F_ACCESS_PLATFORM) | BIT(VIRTIO_F_NOTIFICATION_DATA) |
+	BIT(VIRTIO_F_ACCESS_PLATFORM) | BIT(VIRTIO_F_NOTIFICATION_DATA) |
 	BIT(VIRTIO_NET_F_GUEST_TSO4) | BIT(VIRTIO_NET_F_GUEST_TSO6) | BIT(VIRTIO_NET_F_HOST_TSO4) |
 	BIT(VIRTIO_NET_F_HOST_TSO6) | BIT(VIRTIO_NET_F_CTRL_VQ) | BIT(VHOST_F_LOG_ALL);
 
@@ -1758,9 +1759,12 @@ static void case_offer(void)
 		{ "in_order=0", F_INORDER },
 		{ "indirect=0", F_IND },
 		{ "event_idx=0", F_EVIDX },
-		{ "mrg_rxbuf=0,in_order=0,indirect=0,event_idx=0", F_MRG | F_INORDER | F_IND | F_EVIDX },
+		{ "packed_vq=0", F_PACKED },
+		{ "mrg_rxbuf=0,in_order=0,indirect=0,event_idx=0,packed_vq=0",
+		  F_MRG | F_INORDER | F_IND | F_EVIDX | F_PACKED },
 	};
-	const uint64_t want = F_V1 | F_MRG | F_INORDER | F_IND | F_EVIDX | F_MQ | F_CSUM | F_GCSUM | F_PF;
+	const uint64_t want = F_V1 | F_MRG | F_INORDER | F_IND | F_EVIDX | F_PACKED | F_MQ | F_CSUM |
+			      F_GCSUM | F_PF;
 
 	for (size_t i = 0; i < NELEM(v); i++) {
 		struct vh *h = vh_start(v[i].args);
