@@ -186,7 +186,7 @@ tp_start_virtio() {
 	local name=$1 sock=$2 queues=$3; shift 3
 	_tp_new "$name"
 	local eal=(-l 0,1 --main-lcore 1 --no-pci --no-huge -m "$TP_MEM" --single-file-segments
-		--vdev "net_virtio_user0,path=$sock,queues=$queues,packed_vq=0${TP_VDEV_EXTRA:-}")
+		--vdev "net_virtio_user0,path=$sock,queues=$queues,packed_vq=${TP_PACKED_VQ:-0}${TP_VDEV_EXTRA:-}")
 	_tp_launch "$name" eal --rxq="$queues" --txq="$queues" "$@"
 	wait_until 20 _tp_ready "$name" || fail "testpmd $name not forwarding after 20 s"
 }
@@ -450,7 +450,8 @@ trap 'exit 143' TERM
 #   tp_start_frontend NAME SOCK QUEUES [testpmd app args...]
 #                       DPDK testpmd's virtio_user frontend connecting to SOCK,
 #                       main lcore 0 and forwarding lcore 1 (so vuser-pmd
-#                       --cpu 0); TP_VDEV_EXTRA is appended to its vdev, and
+#                       --cpu 0); TP_VDEV_EXTRA is appended to its vdev,
+#                       TP_PACKED_VQ (0) is its packed_vq, and
 #                       TPF_MEM (words) replaces its memory options
 #   tp_launch_frontend ...  the same, without waiting for it to forward
 #   check_echo_probed N NAME
@@ -618,7 +619,7 @@ tp_launch_frontend() {
 	# shellcheck disable=SC2206
 	mem=(${TPF_MEM:---no-huge -m $TP_MEM --single-file-segments})
 	local eal=(-l 0,1 --main-lcore 0 --no-pci "${mem[@]}"
-		--vdev "net_virtio_user0,path=$sock,queues=$queues,packed_vq=0${TP_VDEV_EXTRA:-}")
+		--vdev "net_virtio_user0,path=$sock,queues=$queues,packed_vq=${TP_PACKED_VQ:-0}${TP_VDEV_EXTRA:-}")
 	_tp_launch "$name" eal --rxq="$queues" --txq="$queues" "$@"
 }
 

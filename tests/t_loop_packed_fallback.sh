@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# packed_vq=1 asks for packed rings; a vuser vhost device does not offer them
-# yet, so the port must fall back to split rings and still verify every
-# frame, and a queue size only packed rings allow must fail the open with a
-# message that says why.
+# packed_vq=1 asks for packed rings; a vhost device that does not offer them
+# (vuser's with packed_vq=0) gets split rings from the port, which must still
+# verify every frame, and a queue size only packed rings allow must fail the
+# open with a message that says why.
 . "$(dirname "$0")/lib.sh"
 need_python
 need_pmd
 
 N=${FALLBACK_COUNT:-200000}
-vh_start vh "" --mode macswap --cpu 1
+vh_start vh ",packed_vq=0" --mode macswap --cpu 1
 pmd_run --port "path=${VH_SOCK[vh]},packed_vq=1" --mode echo --count "$N" --cpu 0
 pmd_summary
 check_eq "split rings negotiated" "${J[packed]}" 0

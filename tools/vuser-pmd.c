@@ -909,6 +909,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		vuser_vhost_info(r.vhost, &vi);
+		/* What the first frontend negotiated: the JSON's "features" and "packed". */
+		r.info.features = vi.features;
 		r.info.queues = vi.queues;
 		r.info.active_queues = vi.queues;
 		r.info.queue_size = 256;
