@@ -142,7 +142,7 @@ bool vsplit_publish(struct vsplit *vq)
 	 * 2.6.13.7: the driver must make the idx update visible before it reads
 	 * the device's flags, or both sides can miss each other: a full fence.
 	 */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	vfence_full();
 	return !(READ_ONCE(vq->used->flags) & VRING_USED_F_NO_NOTIFY);
 }
 
@@ -181,7 +181,11 @@ unsigned vsplit_take_used(struct vsplit *vq, struct vuser_buf **b, uint32_t *len
 	uint16_t avail = (uint16_t)(used_idx - vq->last_used);
 	unsigned got = 0;
 
-	if (unlikely(avail > vq->size)) {
+	/*
+	 * At most a ring of entries, plus the chains of a part-taken batch:
+	 * freeing them let the device complete as many more.
+	 */
+	if (unlikely(avail > vq->size + vq->batch_done)) {
 		/*
 		 * More than a ring can hold: the index is garbage. Look at one
 		 * ring's worth; every entry is checked on its own below.
@@ -191,24 +195,39 @@ unsigned vsplit_take_used(struct vsplit *vq, struct vuser_buf **b, uint32_t *len
 	}
 	while (avail && got < n) {
 		struct vring_used_elem e;
-		unsigned span = 1;
+		unsigned span = 1, skip;
 		bool partial = false;
 		struct vsplit_slot *s;
 
-		e.id = READ_ONCE(vq->used->ring[vq->last_used & vq->mask].id);
-		e.len = READ_ONCE(vq->used->ring[vq->last_used & vq->mask].len);
+		if (vq->batch_done) {
+			/*
+			 * The rest of a batch an earlier call took part of. Its
+			 * entry is not read again: the chains freed since then
+			 * let the device move on, and its slot may be reused.
+			 */
+			e = vq->batch_entry;
+		} else {
+			e.id = READ_ONCE(vq->used->ring[vq->last_used & vq->mask].id);
+			e.len = READ_ONCE(vq->used->ring[vq->last_used & vq->mask].len);
+		}
 		if (unlikely(e.id >= vq->size || !vq->slots[e.id].buf)) {
 			vq->errors++;
 			goto skip;
 		}
 		if (vq->in_order && e.id != vq->oldest) {
-			/* A batch: this entry completes every older chain too. */
+			/*
+			 * A batch (2.6.9): this entry completes every older chain
+			 * too, and used idx moved by the batch's size, so the next
+			 * entry is that many slots on.
+			 */
 			span = inorder_distance(vq, (uint16_t)e.id);
-			if (unlikely(!span)) {
+			if (unlikely(!span || vq->batch_done + span > avail)) {
 				vq->errors++;
 				goto skip;
 			}
 		}
+		/* What the entry covers: the chains taken by earlier calls and these. */
+		skip = vq->batch_done + span;
 		if (span > n - got) {
 			/*
 			 * The batch is larger than the caller's room: complete
@@ -239,9 +258,17 @@ unsigned vsplit_take_used(struct vsplit *vq, struct vuser_buf **b, uint32_t *len
 			got++;
 			free_chain(vq, h);
 		}
-		if (partial)
+		if (partial) {
+			vq->batch_done = (uint16_t)(vq->batch_done + span);
+			vq->batch_entry = e;
 			break;
+		}
+		vq->batch_done = 0;
+		vq->last_used = (uint16_t)(vq->last_used + skip);
+		avail = (uint16_t)(avail - skip);
+		continue;
 skip:
+		vq->batch_done = 0;
 		vq->last_used++;
 		avail--;
 	}

@@ -38,6 +38,8 @@ struct vsplit {
 	uint16_t free_tail;
 	uint16_t inflight;      /* chains posted and not yet used */
 	uint16_t oldest;        /* head of the oldest chain in flight (in-order) */
+	uint16_t batch_done;    /* chains of a batch entry already taken, and ... */
+	struct vring_used_elem batch_entry;   /* ... that entry, as first read */
 	bool in_order;
 	uint16_t *next;         /* free list and chain links */
 	struct vsplit_slot *slots;
