@@ -476,6 +476,8 @@ struct fvq {
 	uint8_t nseg[QSIZE];
 	int kickfd, callfd;
 	bool broken;
+	uint16_t batch_left;      /* in order: chains of a batch entry still to hand out */
+	uint32_t batch_len;       /* the batch entry's len, for its last chain */
 };
 
 struct fe {
@@ -1101,7 +1103,19 @@ static int fvq_used(struct fvq *vq, uint32_t *id, uint32_t *len)
 	struct vring_used_elem e;
 	uint16_t expect;
 
-	if (!n || vq->broken)
+	if (vq->broken)
+		return 0;
+	if (vq->batch_left) {
+		/* The rest of an in-order batch, one chain per call, in ring order. */
+		expect = vq->avail->ring[vq->last_used & QMASK];
+		vq->last_used++;
+		vq->batch_left--;
+		fvq_free_chain(vq, expect);
+		*id = expect;
+		*len = vq->batch_left ? 0 : vq->batch_len;
+		return 1;
+	}
+	if (!n)
 		return 0;
 	if (n > (uint16_t)(vq->avail_idx - vq->last_used)) {
 		EXPECT(0, "used idx %u: %u entries past %u, only %u buffers outstanding", idx, n,
@@ -1116,9 +1130,26 @@ static int fvq_used(struct fvq *vq, uint32_t *id, uint32_t *len)
 		vq->broken = true;
 		return 0;
 	}
-	if (vq->in_order)
-		EXPECT(e.id == expect, "IN_ORDER: used entry %u has id %u, buffer made available there was %u",
-		       vq->last_used, e.id, expect);
+	if (vq->in_order && e.id != expect) {
+		/*
+		 * One entry for a batch (2.6.9): it names the batch's last chain,
+		 * and idx moved by the batch's size. Find that chain among the
+		 * ones the index covers.
+		 */
+		uint16_t k = 1;
+
+		while (k < n && vq->avail->ring[(uint16_t)(vq->last_used + k) & QMASK] != e.id)
+			k++;
+		EXPECT(k < n, "IN_ORDER: used entry %u names %u, made available in none of the %u slots it covers",
+		       vq->last_used, e.id, n);
+		if (k >= n) {
+			vq->broken = true;
+			return 0;
+		}
+		vq->batch_left = k + 1;
+		vq->batch_len = e.len;
+		return fvq_used(vq, id, len);
+	}
 	vq->last_used++;
 	fvq_free_chain(vq, (uint16_t)e.id);
 	*id = e.id;

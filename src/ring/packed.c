@@ -158,7 +158,7 @@ unsigned vpacked_post_tx(struct vpacked *vq, struct vuser_buf **b, unsigned n, u
 bool vpacked_publish(struct vpacked *vq)
 {
 	/* Each head was released already; the device's wish is read after them all. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	vfence_full();
 	return READ_ONCE(vq->device->flags) != VRING_PACKED_EVENT_FLAG_DISABLE;
 }
 

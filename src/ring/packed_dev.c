@@ -226,7 +226,7 @@ void vdpacked_publish(struct vdpacked *vq)
 	if (vq->callfd < 0)
 		return;
 	/* The flags must be visible before we read the driver's wish, or both sides miss. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	vfence_full();
 	if (want_signal(vq, old_pos, old_wrap)) {
 		uint64_t one = 1;
 

@@ -43,6 +43,7 @@ struct vdpacked {
 	bool used_wrap;
 	bool event_idx;
 	bool indirect;
+	bool in_order;           /* VIRTIO_F_IN_ORDER: one used descriptor may cover a batch */
 	int callfd;              /* -1: the frontend wants no notifications */
 	const char *why;         /* reason for the last -EPROTO */
 	unsigned nshadow;        /* used descriptors not yet written */
@@ -146,6 +147,26 @@ static inline void vdpacked_take(struct vdpacked *vq, const struct vdpwalk *w, u
 	vq->shadow[vq->nshadow++] = (struct vdpacked_used){ w->id, w->ndesc, len };
 	vq->avail_pos = w->pos;
 	vq->avail_wrap = w->wrap;
+}
+
+/*
+ * The same for a chain the device only read, in order: it joins the batch
+ * the last used descriptor covers, which now names its id (2.7.9), so the
+ * burst writes one descriptor instead of one per chain. A batch spans at
+ * most a ring, which keeps every position arithmetic below 2 * size.
+ */
+static inline void vdpacked_take_read(struct vdpacked *vq, const struct vdpwalk *w)
+{
+	struct vdpacked_used *last = vq->nshadow ? &vq->shadow[vq->nshadow - 1] : NULL;
+
+	if (vq->in_order && last && !last->len && (unsigned)last->ndesc + w->ndesc <= vq->size) {
+		last->id = w->id;
+		last->ndesc = (uint16_t)(last->ndesc + w->ndesc);
+		vq->avail_pos = w->pos;
+		vq->avail_wrap = w->wrap;
+		return;
+	}
+	vdpacked_take(vq, w, 0);
 }
 
 static inline struct vdpacked_mark vdpacked_mark(const struct vdpacked *vq)

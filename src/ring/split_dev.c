@@ -149,7 +149,7 @@ void vdsplit_publish(struct vdsplit *vq)
 	if (vq->callfd < 0)
 		return;
 	/* The idx must be visible before we read the driver's wish, or both sides miss. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	vfence_full();
 	if (vq->event_idx) {
 		uint16_t event = READ_ONCE(vq->avail->ring[vq->size]);
 

@@ -28,6 +28,7 @@ struct vdsplit {
 	uint16_t signalled;      /* used idx at the last notification (event idx) */
 	bool event_idx;
 	bool indirect;
+	bool in_order;           /* VIRTIO_F_IN_ORDER: used entries may cover batches */
 	int callfd;              /* -1: the frontend wants no notifications */
 	const char *why;         /* reason for the last -EPROTO */
 };
@@ -89,6 +90,20 @@ static inline void vdsplit_put_used(struct vdsplit *vq, uint16_t head, uint32_t 
 	e->id = head;
 	e->len = len;
 	vq->used_idx++;
+}
+
+/*
+ * In order only: one used entry for the last of count chains taken; the
+ * index moves by count (2.6.9), so the driver skips the slots between.
+ */
+static inline void vdsplit_put_used_batch(struct vdsplit *vq, uint16_t last, uint32_t len,
+					  uint16_t count)
+{
+	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & vq->mask];
+
+	e->id = last;
+	e->len = len;
+	vq->used_idx = (uint16_t)(vq->used_idx + count);
 }
 
 /* Publish the used entries and notify the driver if it asked to be. */

@@ -6,6 +6,7 @@
 #include <stdalign.h>
 
 #include "base/arena.h"
+#include "base/gate.h"
 #include "base/memtable.h"
 #include "base/pool.h"
 #include "ring/packed_dev.h"
@@ -18,13 +19,8 @@ struct vhq {
 	alignas(64) bool packed;
 	struct vdsplit vq;
 	struct vdpacked pq;
-	/*
-	 * The datapath sets busy for the length of a burst and runs only while
-	 * live; the control side clears live and waits for busy to drop before
-	 * it changes the ring or the memory under it.
-	 */
-	int busy;
-	int live;
+	/* The datapath runs inside the gate; the control side shuts it first. */
+	struct vgate gate;
 	struct vuser_queue_stats st;
 
 	/* Control state, as the frontend set it. */

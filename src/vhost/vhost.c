@@ -103,15 +103,17 @@ static int bad(struct vmsg *m, const char *why)
 
 static void ring_stop_datapath(struct vhq *r)
 {
-	__atomic_store_n(&r->live, 0, __ATOMIC_SEQ_CST);
-	while (__atomic_load_n(&r->busy, __ATOMIC_SEQ_CST))
-		cpu_relax();
+	vgate_close(&r->gate);
 }
 
+/* One barrier for all the rings: it may cost an interrupt on every core. */
 static void rings_stop_datapath(struct vuser_vhost *v)
 {
 	for (unsigned i = 0; i < v->nrings; i++)
-		ring_stop_datapath(&v->rings[i]);
+		vgate_shut(&v->rings[i].gate);
+	vgate_sync();
+	for (unsigned i = 0; i < v->nrings; i++)
+		vgate_wait(&v->rings[i].gate);
 }
 
 static void ring_set_callfd(struct vhq *r, int fd)
@@ -142,6 +144,7 @@ static int ring_translate_packed(struct vuser_vhost *v, struct vhq *r, const cha
 		return -1;
 	}
 	ring_set_callfd(r, r->callfd);
+	r->pq.in_order = v->features & BIT(VIRTIO_F_IN_ORDER);
 	if (r->started) {
 		vdpacked_remap(&r->pq, desc, driver, device, event_idx, indirect);
 		return 0;
@@ -194,6 +197,7 @@ static int ring_translate(struct vuser_vhost *v, struct vhq *r, const char **why
 		vdsplit_init(&r->vq, &v->mem, desc, avail, used, r->num, r->base,
 			     v->features & BIT(VIRTIO_RING_F_EVENT_IDX),
 			     v->features & BIT(VIRTIO_RING_F_INDIRECT_DESC));
+	r->vq.in_order = v->features & BIT(VIRTIO_F_IN_ORDER);
 	return 0;
 }
 
@@ -212,7 +216,7 @@ static void update_live(struct vuser_vhost *v)
 		bool live = v->ready && r->started && r->enabled;
 
 		ring_set_callfd(r, r->callfd);
-		__atomic_store_n(&r->live, live, __ATOMIC_SEQ_CST);
+		vgate_open(&r->gate, live);
 	}
 }
 
@@ -942,6 +946,7 @@ VUSER_API int vuser_vhost_open_config(const struct vuser_vhost_config *cfg, stru
 	err = vuser_vhost_config_check(cfg);
 	if (err)
 		return err;
+	vgate_setup();
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return verr(-ENOMEM, "no memory for a vhost device");
