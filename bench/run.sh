@@ -125,11 +125,28 @@ progress() {
 	printf '[%5ss] %s\n' "$(($(date +%s) - start_epoch))" "$*" >&2
 }
 
+# What each throughput reading is, for the progress lines (bench/report.py
+# pairs them up).
+declare -A WHAT=(
+	[M1]="port txonly -> DPDK vhost rxonly (vhost Rx-pps)"
+	[M2rx]="DPDK virtio_user txonly -> DPDK vhost rxonly (vhost Rx-pps)"
+	[M2tx]="DPDK virtio_user txonly -> DPDK vhost rxonly (virtio_user Tx-pps)"
+	[M3]="DPDK vhost txonly -> port rxonly (vhost Tx-pps)"
+	[M4vh]="DPDK vhost txonly -> DPDK virtio_user rxonly (vhost Tx-pps)"
+	[M4vu]="DPDK vhost txonly -> DPDK virtio_user rxonly (virtio_user Rx-pps)"
+	[M5]="DPDK virtio_user txonly -> vuser vhost rxonly (virtio_user Tx-pps)"
+	[M6]="vuser vhost txonly -> DPDK virtio_user rxonly (virtio_user Rx-pps)"
+	[M7]="port txonly -> vuser vhost rxonly (port tx_pps)"
+	[M8]="vuser vhost txonly -> port rxonly (vhost tx_pps)"
+	[M9]="memif client txonly -> server rxonly (client Tx-pps)"
+	[M10]="memif server txonly -> client rxonly (server Tx-pps)"
+)
+
 # rec KIND FIELDS...: one line of raw results (a throughput one shown too).
 rec() {
 	local IFS=$'\t'
 	echo "$*" >>"$RAW"
-	[ "$1" != T ] || progress "   $2: $6 Mpps"
+	[ "$1" != T ] || progress "   $6 Mpps  ${WHAT[$2]:-$2}"
 }
 
 mpps() {
