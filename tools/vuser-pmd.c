@@ -20,8 +20,9 @@
 #include "vuser/vhost.h"
 #include "vuser/vuser.h"
 
-enum mode { M_TXONLY, M_RXONLY, M_IO, M_MACSWAP, M_ECHO };
-static const char *const mode_names[] = { "txonly", "rxonly", "io", "macswap", "echo" };
+enum mode { M_TXONLY, M_RXONLY, M_IO, M_MACSWAP, M_ECHO, M_PINGPONG };
+static const char *const mode_names[] = { "txonly", "rxonly", "io", "macswap", "echo",
+					  "pingpong" };
 
 #define MAX_BURST 512
 #define MAX_FRAME 65535
@@ -35,6 +36,12 @@ static const char *const mode_names[] = { "txonly", "rxonly", "io", "macswap", "
 /* Sequence numbers in flight are tracked in a bitmap ring this large. */
 #define SEQ_BITS 22
 #define SEQ_RING (1u << SEQ_BITS)
+/*
+ * Ping-pong keeps every round-trip time so that the median and the 99th
+ * percentile are exact; past this many samples (a run of minutes) it stops
+ * rather than grow without bound.
+ */
+#define RTT_MAX_SAMPLES (1u << 24)
 
 struct opts {
 	const char *devargs;
@@ -51,6 +58,7 @@ struct opts {
 	unsigned window;         /* echo: frames in flight per queue, 0 = auto */
 	unsigned drain_ms;
 	unsigned active_queues;  /* 0: all */
+	double warmup;           /* seconds left out of the rates and round-trip times */
 };
 
 struct qstate {
@@ -75,7 +83,14 @@ struct run {
 	bool link_lost;
 	bool down_bursts_nonzero;
 	double t_start, t_end;
+	/* The rates cover [t_rate, t_end]: the counters as they were at t_rate. */
+	double t_rate;
+	uint64_t rate_tx0, rate_rx0;
 	uint8_t peer_mac[6];
+	/* pingpong */
+	uint64_t *rtt;           /* round-trip times in ns, in arrival order */
+	size_t rtt_n, rtt_cap;
+	uint64_t late, timeouts;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -94,6 +109,15 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Round trips take microseconds: whole nanoseconds, no rounding through a double. */
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -102,16 +126,20 @@ static void usage(FILE *f)
 		"  --vhost DEVARGS      device side: path=/run/vhost.sock[,client=1,queues=N,...]\n"
 		"  --wait-ready S       how long to wait for a frontend (--vhost) and, in echo\n"
 		"                       mode, for the peer to return a first probe (default 60)\n"
-		"  --mode MODE          txonly | rxonly | io | macswap | echo (default io)\n"
+		"  --mode MODE          txonly | rxonly | io | macswap | echo | pingpong (default io)\n"
+		"                       pingpong: one verified frame in flight on queue 0; the\n"
+		"                       round-trip times' median and 99th percentile are reported\n"
 		"  --pkt-size N|MIN-MAX frame bytes without FCS, 60..65535 (default 64; echo 64-1518)\n"
-		"  --count N            txonly/echo: send N frames; others: stop after N received\n"
+		"  --count N            txonly/echo/pingpong: send N frames; others: stop after N received\n"
 		"  --duration S         stop after S seconds\n"
+		"  --warmup S           leave the first S seconds out of the rates (and round-trip times)\n"
 		"  --burst N            frames per burst, 1..%d (default 32)\n"
 		"  --cpu N              pin the datapath thread to core N\n"
 		"  --stats S            print a live line to stderr every S seconds\n"
 		"  --json               print one JSON summary object on stdout at the end\n"
 		"  --window N           echo: frames in flight per queue (default: half an rx ring)\n"
-		"  --drain-ms MS        echo: how long to wait for the last frames (default 2000)\n"
+		"  --drain-ms MS        echo: how long to wait for the last frames; pingpong: for\n"
+		"                       each reply before it counts as a timeout (default 2000)\n"
 		"  --active-queues N    use only the first N queue pairs (control queue MQ command)\n"
 		"  --verbose            log the library's informational and debug messages\n"
 		"exit: 0 run completed, 1 port could not be opened, 2 usage error\n",
@@ -147,6 +175,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "pkt-size", required_argument, NULL, 's' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "duration", required_argument, NULL, 'd' },
+		{ "warmup", required_argument, NULL, 'u' },
 		{ "burst", required_argument, NULL, 'b' },
 		{ "cpu", required_argument, NULL, 'c' },
 		{ "stats", required_argument, NULL, 'S' },
@@ -194,7 +223,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				if (!strcmp(optarg, mode_names[i]))
 					break;
 			if (i == sizeof(mode_names) / sizeof(mode_names[0])) {
-				fprintf(stderr, "vuser-pmd: --mode %s: not one of txonly, rxonly, io, macswap, echo\n", optarg);
+				fprintf(stderr, "vuser-pmd: --mode %s: not one of txonly, rxonly, io, macswap, echo, pingpong\n",
+					optarg);
 				return -1;
 			}
 			o->mode = (enum mode)i;
@@ -241,6 +271,17 @@ bad_size:
 				return -1;
 			}
 			*(c == 'd' ? &o->duration : &o->stats) = d;
+			break;
+		}
+		case 'u': {
+			double d = strtod(optarg, &end);
+
+			if (*end || d < 0) {
+				fprintf(stderr, "vuser-pmd: --warmup %s: want a number of seconds >= 0\n",
+					optarg);
+				return -1;
+			}
+			o->warmup = d;
 			break;
 		}
 		case 'b':
@@ -436,8 +477,12 @@ static void seen_set(struct run *r, uint64_t seq)
 	r->seen[bit >> 6] |= 1ull << (bit & 63);
 }
 
-/* Check one returned frame: known seq in flight, intact length and payload. */
-static bool verify_echo(struct run *r, const struct vuser_buf *b, uint8_t *scratch)
+/*
+ * Check one returned frame: known seq in flight, intact length and payload.
+ * *seq_out gets its sequence number when it passes.
+ */
+static bool verify_echo(struct run *r, const struct vuser_buf *b, uint8_t *scratch,
+			uint64_t *seq_out)
 {
 	const uint8_t *f = vuser_buf_data(b);
 	uint32_t len = b->pkt_len;
@@ -461,6 +506,7 @@ static bool verify_echo(struct run *r, const struct vuser_buf *b, uint8_t *scrat
 		return false;
 	if (echo_sum(f + ECHO_PAYLOAD_OFF, len - ECHO_PAYLOAD_OFF) != rd32(f + ECHO_HDR_OFF + 16))
 		return false;
+	*seq_out = seq;
 	return seen_test_clear(r, seq);
 }
 
@@ -640,7 +686,9 @@ static void do_rx(struct run *r, unsigned q, uint8_t *scratch)
 				r->rx_bytes -= b[i]->pkt_len;
 				continue;
 			}
-			if (verify_echo(r, b[i], scratch)) {
+			uint64_t seq;
+
+			if (verify_echo(r, b[i], scratch, &seq)) {
 				r->verified++;
 				if (r->q[q].inflight)
 					r->q[q].inflight--;
@@ -747,6 +795,16 @@ static bool echo_probe(struct run *r)
 	return false;
 }
 
+/* The first time the warm-up is over: the rates count from here. */
+static void rate_mark(struct run *r, double t)
+{
+	if (r->t_rate == 0 && t - r->t_start >= r->o.warmup) {
+		r->t_rate = t;
+		r->rate_tx0 = r->tx_packets;
+		r->rate_rx0 = r->rx_packets;
+	}
+}
+
 static void run_loop(struct run *r)
 {
 	uint8_t *scratch = malloc(MAX_FRAME);
@@ -784,6 +842,7 @@ static void run_loop(struct run *r)
 			continue;
 		double t = now();
 
+		rate_mark(r, t);
 		if (!ep_link(r)) {
 			if (link) {
 				link = false;
@@ -831,15 +890,230 @@ static void run_loop(struct run *r)
 	free(scratch);
 }
 
+/* ---------------------------------------------------------------- pingpong */
+
+static int rtt_add(struct run *r, uint64_t ns)
+{
+	if (r->rtt_n == r->rtt_cap) {
+		size_t cap = r->rtt_cap ? r->rtt_cap * 2 : 65536;
+		uint64_t *n;
+
+		if (cap > RTT_MAX_SAMPLES)
+			return -1;
+		n = realloc(r->rtt, cap * sizeof(*n));
+		if (!n)
+			return -1;
+		r->rtt = n;
+		r->rtt_cap = cap;
+	}
+	r->rtt[r->rtt_n++] = ns;
+	return 0;
+}
+
+/*
+ * One frame that came back while a ping was in flight. True when it is the
+ * reply to sequence number want; anything else is counted for what it is
+ * (a late probe, the late reply to a frame that timed out, a bad frame).
+ */
+static bool pingpong_reply(struct run *r, const struct vuser_buf *b, uint64_t want,
+			   uint8_t *scratch)
+{
+	uint64_t seq;
+
+	if (is_probe(b)) {
+		r->probes_back++;
+		r->q[0].probes_back++;
+		return false;
+	}
+	r->rx_packets++;
+	r->q[0].rx++;
+	r->rx_bytes += b->pkt_len;
+	if (!verify_echo(r, b, scratch, &seq)) {
+		r->bad_payload++;
+		return false;
+	}
+	r->verified++;
+	if (seq == want)
+		return true;
+	r->late++;
+	return false;
+}
+
+/*
+ * One frame in flight on queue 0. Each frame is built before the clock is
+ * read and its reply checked after, so the timed span is the send, the
+ * peer's turn-around and the receive: what a request/response program
+ * would see. Polling, not waiting on the call fd: both sides busy-poll, as
+ * in the throughput modes. A reply missing for --drain-ms counts as a
+ * timeout and the next frame goes out; should it turn up later it counts as
+ * late, not as a round trip.
+ */
+static void run_pingpong(struct run *r)
+{
+	uint8_t *scratch = malloc(MAX_FRAME);
+	struct vuser_buf *b[32];
+	uint64_t timeout_ns = (uint64_t)r->o.drain_ms * 1000000u;
+	uint64_t last_tx = 0, last_rx = 0;
+	double t_next_stats, t_last_stats;
+	bool link = true;
+
+	if (!scratch)
+		return;
+	r->t_start = t_last_stats = now();
+	t_next_stats = r->t_start + (r->o.stats > 0 ? r->o.stats : 1e9);
+
+	for (uint64_t iter = 0; !stop_requested; iter++) {
+		uint64_t seq = r->next_seq, t0, t1 = 0;
+		double t = now();
+		uint32_t len;
+		bool back = false;
+
+		rate_mark(r, t);
+		if (r->o.count && r->tx_packets >= r->o.count)
+			break;
+		if (r->o.duration && t - r->t_start >= r->o.duration)
+			break;
+		if (!(iter & 255) && !ep_link(r)) {
+			link = false;
+			r->link_lost = true;
+			fprintf(stderr, "vuser-pmd: link down: the %s went away\n",
+				r->vhost ? "frontend" : "backend");
+			break;
+		}
+		if (t >= t_next_stats) {
+			live_line(r, t, t - t_last_stats, r->tx_packets - last_tx,
+				  r->rx_packets - last_rx, link);
+			last_tx = r->tx_packets;
+			last_rx = r->rx_packets;
+			t_last_stats = t;
+			t_next_stats += r->o.stats;
+		}
+		/* With one frame out at a time the pool cannot run dry unless buffers leak. */
+		if (ep_alloc(r, b, 1)) {
+			fprintf(stderr, "vuser-pmd: pingpong: no free buffer\n");
+			break;
+		}
+		if (build_echo(r, b[0], seq, scratch)) {
+			vuser_buf_free(b[0]);
+			fprintf(stderr, "vuser-pmd: pingpong: cannot build a frame\n");
+			break;
+		}
+		len = b[0]->pkt_len;
+		t0 = now_ns();
+		if (ep_tx(r, 0, b, 1) != 1) {
+			/* No room yet: the ring still holds earlier frames. Rebuilt next turn. */
+			vuser_buf_free(b[0]);
+			r->dropped++;
+			continue;
+		}
+		seen_set(r, seq);
+		r->next_seq++;
+		r->tx_packets++;
+		r->q[0].tx++;
+		r->tx_bytes += len;
+
+		for (unsigned polls = 1; !back && !stop_requested; polls++) {
+			int n = ep_rx(r, 0, b, 32);
+
+			if (n > 0) {
+				t1 = now_ns();
+				for (int i = 0; i < n; i++)
+					back |= pingpong_reply(r, b[i], seq, scratch);
+				vuser_buf_free_bulk(b, (unsigned)n);
+			} else if (!(polls & 1023) && now_ns() - t0 > timeout_ns) {
+				r->timeouts++;
+				break;
+			}
+		}
+		if (back && t - r->t_start >= r->o.warmup && rtt_add(r, t1 - t0)) {
+			fprintf(stderr, "vuser-pmd: pingpong: %u round-trip times kept, the most it keeps: stopping\n",
+				RTT_MAX_SAMPLES);
+			break;
+		}
+	}
+	r->t_end = now();
+	if (r->o.stats > 0)
+		live_line(r, r->t_end, r->t_end - t_last_stats, r->tx_packets - last_tx,
+			  r->rx_packets - last_rx, link);
+	free(scratch);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct rtt_summary {
+	uint64_t min, median, p99, max;
+	double mean;
+};
+
+/* Nearest-rank percentiles: every figure is a time that was measured. */
+static void rtt_summarize(struct run *r, struct rtt_summary *s)
+{
+	size_t n = r->rtt_n;
+	double sum = 0;
+
+	*s = (struct rtt_summary){ 0 };
+	if (!n)
+		return;
+	qsort(r->rtt, n, sizeof(r->rtt[0]), cmp_u64);
+	for (size_t i = 0; i < n; i++)
+		sum += (double)r->rtt[i];
+	s->min = r->rtt[0];
+	s->max = r->rtt[n - 1];
+	s->median = r->rtt[(n + 1) / 2 - 1];
+	s->p99 = r->rtt[(n * 99 + 99) / 100 - 1];
+	s->mean = sum / (double)n;
+}
+
+/* ------------------------------------------------------------------ report */
+
+/* This process's memory as the kernel counts it, in KiB; -1 when unknown. */
+struct mem_use {
+	long rss, hwm, anon, shmem;
+};
+
+static void read_mem(struct mem_use *m)
+{
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+
+	*m = (struct mem_use){ -1, -1, -1, -1 };
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		sscanf(line, "VmRSS: %ld", &m->rss);
+		sscanf(line, "VmHWM: %ld", &m->hwm);
+		sscanf(line, "RssAnon: %ld", &m->anon);
+		sscanf(line, "RssShmem: %ld", &m->shmem);
+	}
+	fclose(f);
+}
+
 static void report(struct run *r)
 {
 	struct vuser_port_stats st;
+	struct rtt_summary rs;
+	struct mem_use mem;
 	double el = r->t_end - r->t_start;
-	uint64_t lost = r->o.mode == M_ECHO ? r->tx_packets - r->verified : 0;
+	bool verifying = r->o.mode == M_ECHO || r->o.mode == M_PINGPONG;
+	uint64_t lost = verifying ? r->tx_packets - r->verified : 0;
 	uint64_t rx_err = 0, tx_err = 0, rx_drops = 0, tx_drops = 0;
+	/* A run shorter than its warm-up is rated as a whole. */
+	double t_rate = r->t_rate ? r->t_rate : r->t_start;
+	double el_rate = r->t_end - t_rate;
+	uint64_t rate_tx = r->tx_packets - (r->t_rate ? r->rate_tx0 : 0);
+	uint64_t rate_rx = r->rx_packets - (r->t_rate ? r->rate_rx0 : 0);
 
 	if (el <= 0)
 		el = 1e-9;
+	if (el_rate <= 0)
+		el_rate = 1e-9;
+	rtt_summarize(r, &rs);
+	read_mem(&mem);
 	ep_stats(r, &st);
 	for (unsigned q = 0; q < st.nb_queues; q++) {
 		rx_err += st.rx[q].errors;
@@ -853,14 +1127,26 @@ static void report(struct run *r)
 		       ",\"dropped\":%" PRIu64 ",\"bad_payload\":%" PRIu64 ",\"lost\":%" PRIu64
 		       ",\"verified\":%" PRIu64 ",\"active_queues\":%u,\"link\":%d,\"down_bursts_ok\":%s"
 		       ",\"rx_errors\":%" PRIu64 ",\"tx_errors\":%" PRIu64 ",\"rx_drops\":%" PRIu64
-		       ",\"tx_drops\":%" PRIu64 ",\"probes_sent\":%" PRIu64 ",\"probes_back\":%" PRIu64
-		       ",\"queues\":[",
+		       ",\"tx_drops\":%" PRIu64 ",\"probes_sent\":%" PRIu64 ",\"probes_back\":%" PRIu64,
 		       mode_names[r->o.mode], (unsigned long long)r->info.features,
 		       (int)((r->info.features >> 34) & 1), el, r->tx_packets, r->rx_packets, r->tx_bytes, r->rx_bytes,
-		       (double)r->tx_packets / el, (double)r->rx_packets / el, r->dropped,
+		       (double)rate_tx / el_rate, (double)rate_rx / el_rate, r->dropped,
 		       r->bad_payload, lost, r->verified, r->info.active_queues, r->link_lost ? 0 : 1,
 		       r->down_bursts_nonzero ? "false" : "true", rx_err, tx_err, rx_drops, tx_drops,
 		       r->probes_sent, r->probes_back);
+		printf(",\"rate_elapsed\":%.3f,\"vm_rss_kb\":%ld,\"vm_hwm_kb\":%ld,\"rss_anon_kb\":%ld"
+		       ",\"rss_shmem_kb\":%ld",
+		       el_rate, mem.rss, mem.hwm, mem.anon, mem.shmem);
+		/* The vhost's pool is private memory, counted in its RSS: no arena. */
+		if (!r->vhost)
+			printf(",\"arena_size\":%zu,\"nb_bufs\":%u,\"queue_size\":%u", r->info.arena_size,
+			       r->info.nb_bufs, r->info.queue_size);
+		if (r->o.mode == M_PINGPONG)
+			printf(",\"rtt_count\":%zu,\"rtt_min_ns\":%" PRIu64 ",\"rtt_median_ns\":%" PRIu64
+			       ",\"rtt_p99_ns\":%" PRIu64 ",\"rtt_max_ns\":%" PRIu64 ",\"rtt_mean_ns\":%.0f"
+			       ",\"late\":%" PRIu64 ",\"timeouts\":%" PRIu64,
+			       r->rtt_n, rs.min, rs.median, rs.p99, rs.max, rs.mean, r->late, r->timeouts);
+		printf(",\"queues\":[");
 		for (unsigned q = 0; q < r->nq; q++)
 			printf("%s{\"rx\":%" PRIu64 ",\"tx\":%" PRIu64 ",\"probes_back\":%" PRIu64 "}",
 			       q ? "," : "", r->q[q].rx, r->q[q].tx, r->q[q].probes_back);
@@ -868,11 +1154,20 @@ static void report(struct run *r)
 	} else {
 		printf("mode %s: %.2f s, sent %" PRIu64 " (%.3f Mpps), received %" PRIu64
 		       " (%.3f Mpps), dropped %" PRIu64 "\n",
-		       mode_names[r->o.mode], el, r->tx_packets, (double)r->tx_packets / el / 1e6,
-		       r->rx_packets, (double)r->rx_packets / el / 1e6, r->dropped);
-		if (r->o.mode == M_ECHO)
-			printf("echo: verified %" PRIu64 ", lost %" PRIu64 ", bad payload %" PRIu64 "\n",
-			       r->verified, lost, r->bad_payload);
+		       mode_names[r->o.mode], el, r->tx_packets, (double)rate_tx / el_rate / 1e6,
+		       r->rx_packets, (double)rate_rx / el_rate / 1e6, r->dropped);
+		if (verifying)
+			printf("%s: verified %" PRIu64 ", lost %" PRIu64 ", bad payload %" PRIu64 "\n",
+			       mode_names[r->o.mode], r->verified, lost, r->bad_payload);
+		if (r->o.mode == M_PINGPONG)
+			printf("pingpong: %zu round trips, min %.3f median %.3f p99 %.3f max %.3f us;"
+			       " late %" PRIu64 ", timeouts %" PRIu64 "\n",
+			       r->rtt_n, (double)rs.min / 1e3, (double)rs.median / 1e3, (double)rs.p99 / 1e3,
+			       (double)rs.max / 1e3, r->late, r->timeouts);
+		printf("memory: VmRSS %ld KiB, VmHWM %ld KiB", mem.rss, mem.hwm);
+		if (!r->vhost)
+			printf(", arena %zu KiB", r->info.arena_size / 1024);
+		printf("\n");
 		printf("port: rx errors %" PRIu64 ", tx errors %" PRIu64 ", link %s\n", rx_err, tx_err,
 		       r->link_lost ? "down" : "up");
 	}
@@ -949,7 +1244,7 @@ int main(int argc, char **argv)
 	r.nq = r.info.queues;
 	r.next_size = r.o.size_min;
 	memcpy(r.peer_mac, (const uint8_t[6]){ 0x02, 0, 0, 0, 0, 0x01 }, 6);
-	if (r.o.mode == M_ECHO) {
+	if (r.o.mode == M_ECHO || r.o.mode == M_PINGPONG) {
 		r.seen = calloc(SEQ_RING / 64, sizeof(uint64_t));
 		if (!r.seen) {
 			fprintf(stderr, "vuser-pmd: out of memory\n");
@@ -957,15 +1252,19 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (r.o.mode == M_ECHO && !echo_probe(&r)) {
+	if ((r.o.mode == M_ECHO || r.o.mode == M_PINGPONG) && !echo_probe(&r)) {
 		fprintf(stderr, "vuser-pmd: the peer returned no frame within %.0f s: is it forwarding?\n",
 			r.o.wait_ready);
 		free(r.seen);
 		ep_close(&r);
 		return 1;
 	}
-	run_loop(&r);
+	if (r.o.mode == M_PINGPONG)
+		run_pingpong(&r);
+	else
+		run_loop(&r);
 	report(&r);
+	free(r.rtt);
 	free(r.seen);
 	ep_close(&r);
 	return 0;
