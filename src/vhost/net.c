@@ -520,7 +520,6 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 			if (!mrg && nbufs) {
 				/* The buffer is too small for the frame: drop the frame, keep the buffer. */
 				drops++;
-				vpool_put_chains(&f, 1);
 				continue;
 			}
 			break;
@@ -532,9 +531,10 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 		used += nbufs;
 		bytes += f->pkt_len;
 		sent++;
-		vpool_put_chains(&f, 1);
 	}
 	burst_done(r, used, sent, bytes, drops);
+	/* Every frame taken, sent or dropped, back to its pool in one go. */
+	vpool_put_chains(b, done);
 	return (int)done;
 
 violation:
@@ -542,5 +542,6 @@ violation:
 	leave(r);
 	violate(v, r);
 	stat_add(&r->st.packets, sent);
+	vpool_put_chains(b, done);
 	return (int)done;
 }
