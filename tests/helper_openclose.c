@@ -15,7 +15,7 @@
 /* One round also moves a few frames, so the datapath's state is torn down too. */
 static int round_trip(const char *devargs)
 {
-	struct vuser_port *p;
+	struct vuser_port *p = NULL;
 	struct vuser_buf *b[8];
 	int err = vuser_port_open(devargs, &p);
 

@@ -972,7 +972,7 @@ static void check_frame(const struct vuser_buf *b, unsigned seed, uint32_t len)
 static void check_pool(struct vuser_port *p, const struct dev *d, uint16_t rx_done,
 		       uint16_t tx_done, unsigned held, const char *what)
 {
-	struct vuser_port_info info;
+	struct vuser_port_info info = { 0 };
 	unsigned rx_in = (uint16_t)(dev_avail_idx(&d->rx) - rx_done);
 	unsigned tx_in = (uint16_t)(dev_avail_idx(&d->tx) - tx_done);
 

@@ -17,7 +17,7 @@ VUSER_API int vuser_buf_alloc_bulk(struct vuser_port *p, struct vuser_buf **b, u
 
 VUSER_API struct vuser_buf *vuser_buf_alloc(struct vuser_port *p)
 {
-	struct vuser_buf *b;
+	struct vuser_buf *b = NULL;
 
 	return vuser_buf_alloc_bulk(p, &b, 1) ? NULL : b;
 }
