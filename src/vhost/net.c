@@ -210,6 +210,23 @@ static inline void prefetch_chain(const struct vdsplit *vq, uint16_t i)
 	__builtin_prefetch(p + 64);
 }
 
+/* The same for a packed ring, guessing one descriptor per chain. */
+static inline void prefetch_packed(const struct vdpacked *vq, unsigned ahead)
+{
+	unsigned pos = vq->avail_pos + ahead;
+	const uint8_t *p;
+
+	if (pos >= vq->size)
+		pos -= vq->size;
+	if (pos >= vq->size)
+		return;
+	p = vmem_gpa(vq->mem, READ_ONCE(vq->desc[pos].addr), 128);
+	if (!p)
+		return;
+	__builtin_prefetch(p);
+	__builtin_prefetch(p + 64);
+}
+
 /*
  * The packed ring does not say how many chains wait: take buffers for a
  * burst once the first chain is there, and give back what was not needed.
@@ -234,6 +251,7 @@ static int rx_packed(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b,
 
 		if (taken && !vdpacked_avail(pq))
 			break;
+		prefetch_packed(pq, PREFETCH_AHEAD);
 		vdpwalk_start(pq, &w.p, false);
 		vbuf_reset(fresh[taken]);
 		ret = copy_from_chain(v, r, &w, fresh[taken], &b[nb]);
