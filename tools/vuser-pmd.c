@@ -1062,6 +1062,8 @@ int main(int argc, char **argv)
 		}
 		vuser_port_info(r.port, &r.info);
 		r.connections = r.info.connections;
+		/* Every session has its line, the first one too: a reader counts them. */
+		fprintf(stderr, "vuser-pmd: link up (connection %" PRIu64 ")\n", r.connections);
 	}
 	r.nq = r.info.queues;
 	r.next_size = r.o.size_min;
