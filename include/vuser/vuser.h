@@ -207,8 +207,8 @@ int vuser_port_wait_link(struct vuser_port *p, int timeout_ms);
  * The emulated control queue's VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET: use the first
  * n queue pairs (1..queues); the others are disabled at the backend, and
  * their bursts return 0 (a burst running on one is waited for). Needs cq.
- * While the link is down the choice is kept for the next session. It also
- * holds for every later session. Returns 0 or a negative errno.
+ * The choice holds for every later session too; made while the link is
+ * down, it waits for the next one. Returns 0 or a negative errno.
  */
 int vuser_port_set_queue_pairs(struct vuser_port *p, unsigned n);
 
