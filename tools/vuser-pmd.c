@@ -1055,7 +1055,7 @@ int main(int argc, char **argv)
 			if (stop_requested)
 				fprintf(stderr, "vuser-pmd: stopped before a backend connected\n");
 			else
-				fprintf(stderr, "vuser-pmd: no backend connected within %.0f s\n",
+				fprintf(stderr, "vuser-pmd: no backend connected within %g s\n",
 					r.o.wait_ready);
 			vuser_port_close(r.port);
 			return 1;
