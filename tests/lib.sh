@@ -438,6 +438,9 @@ trap 'exit 143' TERM
 #                       vuser-pmd --json --vhost "path=$T/NAME.sock$EXTRA" ARGS
 #                       in the background (VH_PID[NAME], VH_SOCK[NAME]); waits
 #                       for the socket (unless EXTRA has client=1)
+#   vh_connect NAME SOCK EXTRA [vuser-pmd args...]
+#                       the same as a client: path=SOCK,client=1$EXTRA, for a
+#                       port that listens on SOCK; does not wait
 #   vh_stop NAME        SIGTERM (it prints its JSON then), bounded wait, then
 #                       parse its JSON into VJ[...], VJ_QUEUES_RX/TX/PROBES
 #                       (J stays as it was)
@@ -507,19 +510,32 @@ at_exit() {
 	_VT_AT_EXIT+=("$1")
 }
 
-vh_start() {
-	local name=$1 extra=$2; shift 2
+# _vh_launch NAME SOCK EXTRA [args...]: vuser-pmd --vhost path=SOCK$EXTRA in the background.
+_vh_launch() {
+	local name=$1 sock=$2 extra=$3; shift 3
 	_vt_trap
 	[ -z "${VH_PID[$name]:-}" ] || fail "vhost $name already running"
 	_vh_counter=$((_vh_counter + 1))
-	local sock=$T/$name.sock
 	VH_SOCK[$name]=$sock
 	VH_OUT[$name]=$T/vhost-$name-$_vh_counter.out
 	VH_ERR[$name]=$T/vhost-$name-$_vh_counter.err
-	[[ $extra == *client=1* ]] || rm -f "$sock"
 	echo "+ vuser-pmd --vhost path=$sock$extra $* &"
 	"$PMD" --json --vhost "path=$sock$extra" "$@" >"${VH_OUT[$name]}" 2>"${VH_ERR[$name]}" &
 	VH_PID[$name]=$!
+}
+
+# vh_connect NAME SOCK EXTRA [args...]: the device as a client (client=1) of a
+# port listening on SOCK; it does not wait for anything.
+vh_connect() {
+	local name=$1 sock=$2 extra=$3; shift 3
+	_vh_launch "$name" "$sock" ",client=1$extra" "$@"
+}
+
+vh_start() {
+	local name=$1 extra=$2; shift 2
+	local sock=$T/$name.sock
+	[[ $extra == *client=1* ]] || rm -f "$sock"
+	_vh_launch "$name" "$sock" "$extra" "$@"
 	[[ $extra == *client=1* ]] && return 0
 	wait_until 10 eval "[ -S '$sock' ] || ! alive ${VH_PID[$name]}"
 	alive "${VH_PID[$name]}" || fail "vuser-pmd --vhost $name exited during start-up"
@@ -643,4 +659,87 @@ check_echo_probed() {
 	check_eq "tx_errors == 0" "${J[tx_errors]}" 0
 	check_eq "link still up at the end" "${J[link]}" 1
 	PROBES=$p
+}
+
+# ---------------------------------------------------------------------------
+# A vuser-pmd --port run that outlives its backends (server=1 or reconnect),
+# for tests/t_server_*.sh and tests/t_reconnect_*.sh. Run it with pmd_bg and
+# --stats (a short period: the live line is what these read).
+#
+#   pmd_ups / pmd_downs     how many "link up" / "link down" lines it printed
+#   pmd_wait_ups K SECS     wait (bounded) until it printed K link-up lines
+#   pmd_wait_downs K SECS   the same for link-down lines
+#   pmd_session_rx_ok CHANGES MIN
+#                           its last live line is from the session that began
+#                           after CHANGES link changes, and every queue
+#                           received at least MIN frames in it ("since up")
+#   pmd_down_rx K           the per-queue counts ("a/b/...") of the K-th
+#                           link-down line: what each queue received in the
+#                           session that ended there
+#   check_all_ge WHAT COUNTS MIN
+#                           every count in "a/b/..." is >= MIN
+#   tp_start_vhost_client NAME SOCK MODE QUEUES [testpmd app args...]
+#                           DPDK's vhost PMD connecting (client=1) to SOCK, a
+#                           port listening there; forwarding lcore on core 1.
+#                           TP_MEM and its mbuf pool (TP_MBUFS) are small, so
+#                           that it starts in well under a second
+#   proc_fds PID / proc_rss_kib PID
+#                           open fds / resident KiB (VmRSS) of process PID
+
+pmd_ups() { grep -c '^vuser-pmd: link up' "$PMD_ERR"; }
+pmd_downs() { grep -c '^vuser-pmd: link down' "$PMD_ERR"; }
+
+pmd_wait_ups() {
+	wait_until "$2" eval "[ \$(pmd_ups) -ge $1 ] || ! alive $PMD_PID"
+	alive "$PMD_PID" || fail "vuser-pmd exited while waiting for link up number $1"
+	[ "$(pmd_ups)" -ge "$1" ] || fail "no link up number $1 within $2 s (saw $(pmd_ups))"
+}
+
+pmd_wait_downs() {
+	wait_until "$2" eval "[ \$(pmd_downs) -ge $1 ] || ! alive $PMD_PID"
+	alive "$PMD_PID" || fail "vuser-pmd exited while waiting for link down number $1"
+	[ "$(pmd_downs)" -ge "$1" ] || fail "no link down number $1 within $2 s (saw $(pmd_downs))"
+}
+
+# The "since up" counts of the last live line, if it shows CHANGES changes.
+_pmd_live_rx() {
+	grep '^\[' "$PMD_ERR" | tail -n 1 |
+		sed -n "s/.* changes $1 tx .*| since up: rx \\([0-9/]*\\)\$/\\1/p"
+}
+
+check_all_ge() {
+	local what=$1 counts=$2 min=$3 c
+	[ -n "$counts" ] || fail "$what: no counts"
+	for c in ${counts//\// }; do
+		[ "$c" -ge "$min" ] || fail "$what: a queue received $c < $min frames (per queue: $counts)"
+	done
+}
+
+_all_ge() {
+	local c
+	[ -n "$1" ] || return 1
+	for c in ${1//\// }; do
+		[ "$c" -ge "$2" ] || return 1
+	done
+}
+
+pmd_session_rx_ok() {
+	_all_ge "$(_pmd_live_rx "$1")" "$2"
+}
+
+pmd_down_rx() {
+	grep '^vuser-pmd: link down' "$PMD_ERR" | sed -n "${1}p" | sed -n 's/.*since up: rx \([0-9/]*\)$/\1/p'
+}
+
+proc_fds() { ls "/proc/$1/fd" | wc -l; }
+proc_rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+tp_start_vhost_client() {
+	local name=$1 sock=$2 mode=$3 queues=$4; shift 4
+	_tp_new "$name"
+	local eal=(-l 0,1 --main-lcore 0 --no-pci --no-huge -m "${TP_CLIENT_MEM:-256}"
+		--vdev "net_vhost0,iface=$sock,queues=$queues,client=1${TP_VDEV_EXTRA:-}")
+	_tp_launch "$name" eal --forward-mode="$mode" --rxq="$queues" --txq="$queues" \
+		--total-num-mbufs="${TP_MBUFS:-16384}" "$@"
+	wait_until 30 _tp_ready "$name" || fail "testpmd $name not forwarding after 30 s"
 }

@@ -66,6 +66,7 @@ static void same_config(const struct vuser_port_config *got,
 	CHECK_EQ(got->cq, want->cq);
 	CHECK_EQ(got->cq_set, want->cq_set);
 	CHECK_EQ(got->server, want->server);
+	CHECK_EQ(got->reconnect, want->reconnect);
 	CHECK_EQ(got->mrg_rxbuf, want->mrg_rxbuf);
 	CHECK_EQ(got->in_order, want->in_order);
 	CHECK_EQ(got->packed_vq, want->packed_vq);
@@ -164,6 +165,9 @@ static const struct bad_case {
 	{ "path=" SOCK ",cq=", -EINVAL, "cq=", "empty value" },
 	{ "path=" SOCK ",server=yes", -EINVAL, "server=yes", "not 0 or 1" },
 	{ "path=" SOCK ",server=-1", -EINVAL, "server=-1", "not 0 or 1" },
+	{ "path=" SOCK ",reconnect=2", -EINVAL, "reconnect=2", "not 0 or 1" },
+	{ "path=" SOCK ",reconnect=", -EINVAL, "reconnect=", "empty value" },
+	{ "path=" SOCK ",reconnect=1,reconnect=1", -EINVAL, "reconnect=1", "given twice" },
 	{ "path=" SOCK ",mrg_rxbuf=0x1", -EINVAL, "mrg_rxbuf=0x1", "not 0 or 1" },
 	{ "path=" SOCK ",mrg_rxbuf= 1", -EINVAL, "mrg_rxbuf= 1", "not 0 or 1" },
 	{ "path=" SOCK ",in_order=1 ", -EINVAL, "in_order=1 ", "not 0 or 1" },
@@ -207,9 +211,13 @@ static const struct bad_case {
 	{ "path=" SOCK ",queues=2,cq=0", -EINVAL, "cq=0 with queues=2",
 	  "multi-queue needs the control queue (cq=1)" },
 	{ "path=" SOCK ",cq=0,queues=32", -EINVAL, "cq=0 with queues=32", "cq=1" },
-	{ "path=" SOCK ",server=1", -ENOTSUP, "server=1", "server mode is not supported yet" },
+	/* a server takes every backend: reconnect=0 cannot mean anything there */
+	{ "path=" SOCK ",server=1,reconnect=0", -EINVAL, "reconnect=0 with server=1",
+	  "reconnect applies to client mode" },
+	{ "reconnect=0,path=" SOCK ",server=1", -EINVAL, "reconnect=0 with server=1", NULL },
 	/* a wrong value is reported before an unsupported feature */
 	{ "path=" SOCK ",server=1,queues=2,cq=0", -EINVAL, "cq=0 with queues=2", NULL },
+	{ "path=" SOCK ",server=1,iface=tap0", -ENOTSUP, "iface=tap0", "vhost-kernel" },
 };
 
 static void test_bad_devargs(void)
@@ -260,6 +268,7 @@ static void test_good_devargs(void)
 	CHECK_EQ(cfg.cq, 0);
 	CHECK_EQ(cfg.cq_set, 0);
 	CHECK_EQ(cfg.server, 0);
+	CHECK_EQ(cfg.reconnect, 1);
 	CHECK_EQ(cfg.packed_vq, 0);
 	CHECK_EQ(cfg.mac_set, 0);
 	/* defaults need a path before they pass */
@@ -330,6 +339,18 @@ static void test_good_devargs(void)
 	want.mrg_rxbuf = true;
 	want.in_order = true;
 	good("path=" SOCK ",mrg_rxbuf=1,in_order=1", &want);
+
+	/* server mode; reconnect is the client's, on unless turned off */
+	want = with_path(SOCK);
+	want.server = true;
+	good("path=" SOCK ",server=1", &want);
+	good("server=1,reconnect=1,path=" SOCK, &want);
+	want = with_path(SOCK);
+	want.reconnect = false;
+	good("path=" SOCK ",reconnect=0", &want);
+	good("path=" SOCK ",server=0,reconnect=0", &want);
+	want.reconnect = true;
+	good("path=" SOCK ",reconnect=1", &want);
 
 	/* every key at once, in another order */
 	want = with_path(SOCK);
@@ -425,7 +446,11 @@ static void test_check(void)
 
 	cfg = with_path(SOCK);
 	cfg.server = true;
-	bad_config(&cfg, -ENOTSUP, "server=1", "server mode is not supported yet", "server");
+	CHECK_EQ(vuser_port_config_check(&cfg), 0);
+	cfg.reconnect = false;
+	bad_config(&cfg, -EINVAL, "reconnect=0 with server=1", "client mode", "server, no reconnect");
+	cfg.server = false;
+	CHECK_EQ(vuser_port_config_check(&cfg), 0);
 
 	/* Packed rings take any size; split rings need a power of two. */
 	cfg = with_path(SOCK);

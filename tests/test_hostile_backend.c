@@ -1598,6 +1598,7 @@ static void case_tx(void)
 static void case_backend_gone(void)
 {
 	struct vuser_buf *in[8], *b;
+	struct vuser_port_info info;
 	struct fakebe *fb;
 	struct dev d;
 	struct vuser_port *p;
@@ -1617,10 +1618,16 @@ static void case_backend_gone(void)
 
 	pf = (struct pollfd){ .fd = fd, .events = POLLIN };
 	CHECK_EQ(poll(&pf, 1, 2000), 1);
+	/* The port notices in process(); link() only reads the state. */
 	deadline = now_ms() + 2000;
-	while (vuser_port_link(p) != 0 && now_ms() < deadline)
+	while (vuser_port_link(p) != 0 && now_ms() < deadline) {
+		CHECK(vuser_port_process(p) >= 0);
 		sleep_ms(1);
+	}
 	CHECK_EQ(vuser_port_link(p), 0);
+	/* The rings gave every buffer back: the program holds none. */
+	CHECK_EQ(vuser_port_info(p, &info), 0);
+	CHECK_EQ(info.free_bufs, info.nb_bufs);
 	CHECK_EQ(vuser_rx_burst(p, 0, in, 8), 0);
 	b = vuser_buf_alloc(p);
 	CHECK(b != NULL);

@@ -843,6 +843,95 @@ static void test_batch_over_n(void)
 	fx_fini(&f);
 }
 
+/*
+ * The device goes away with chains posted, some used but not taken (an
+ * in-order batch half taken), then again from a ring it broke with an id it
+ * never got. vpacked_release() gives every chain back to the pool exactly
+ * once, and a ring laid out again in the same memory starts clean: position
+ * 0, both wrap counters 1, nothing available, whatever was left there.
+ */
+static void test_release(bool in_order)
+{
+	static const uint32_t l3[3] = { 100, 200, 300 };
+	struct fx f;
+	struct vuser_buf *b[16], *fr[2], *out[16];
+	struct dchain c[16];
+	uint32_t lens[16];
+	unsigned n, held = 0, descs = 0;
+	int before = t_failures;
+
+	fx_init(&f, 16, 64, in_order);
+	for (unsigned i = 0; i < 8; i++)
+		b[i] = get1(&f);
+	CHECK_EQ(vpacked_post_rx(&f.vq, b, 8, HDR), 8);
+	for (unsigned i = 0; i < 2; i++)
+		fr[i] = make_frame(&f, 3, l3);
+	CHECK_EQ(vpacked_post_tx(&f.vq, fr, 2, HDR), 2);
+	for (unsigned i = 0; i < 10; i++)
+		descs += dev_pop(&f.dev, &c[i]);
+	CHECK_EQ(descs, 14);
+	if (in_order) {
+		/* One used descriptor for the first six chains (six positions); two taken. */
+		dev_use(&f.dev, c[5].id, 0, 6);
+		n = vpacked_take_used(&f.vq, out, lens, 2, true);
+		CHECK_EQ(n, 2);
+		CHECK(f.vq.pending);
+	} else {
+		dev_use(&f.dev, c[1].id, 10, 1);
+		dev_use(&f.dev, c[9].id, 0, 3);
+		n = vpacked_take_used(&f.vq, out, lens, 1, true);
+		CHECK_EQ(n, 1);
+	}
+	for (unsigned i = 0; i < n; i++)
+		held += out[i]->nb_segs;
+
+	CHECK_EQ(vpacked_release(&f.vq), 10 - n);
+	CHECK_EQ(vpool_count_free(&f.pool) + held, f.pool.nb);
+	CHECK_EQ(ring_bufs(&f.vq), 0);
+	CHECK(!f.vq.pending);
+	/* Released means stopped: nothing more goes in or comes out. */
+	CHECK_EQ(vpacked_free_descs(&f.vq), 0);
+	CHECK_EQ(vpacked_take_used(&f.vq, out + n, lens, 4, true), 0);
+	CHECK_EQ(vpacked_release(&f.vq), 0);
+	vpool_put_chains(out, n);
+	check_pool_whole(&f.pool);
+
+	vpacked_destroy(&f.vq);
+	memset(f.mem, 0xa5, vpacked_mem_size(f.size));
+	CHECK_EQ(vpacked_init(&f.vq, f.mem, f.size, in_order), 0);
+	dev_init(&f.dev, f.mem, f.size);
+	CHECK_EQ(f.vq.avail_pos, 0);
+	CHECK(f.vq.avail_wrap && f.vq.used_wrap);
+	CHECK_EQ(vpacked_free_descs(&f.vq), 16);
+	CHECK_EQ(dev_pop(&f.dev, &c[0]), 0);
+	for (unsigned i = 0; i < 16; i++)
+		b[i] = get1(&f);
+	CHECK_EQ(vpacked_post_rx(&f.vq, b, 16, HDR), 16);
+	for (unsigned i = 0; i < 16; i++) {
+		CHECK_EQ(dev_pop(&f.dev, &c[i]), 1);
+		dev_use(&f.dev, c[i].id, 60, 1);
+	}
+	CHECK_EQ(vpacked_take_used(&f.vq, out, lens, 16, true), 16);
+	CHECK_EQ(f.vq.errors, 0);
+	check_used_sync(&f);
+	vpool_put(&f.pool, out, 16);
+
+	/* A device that broke the ring strands its chains; release takes them back too. */
+	for (unsigned i = 0; i < 4; i++)
+		b[i] = get1(&f);
+	CHECK_EQ(vpacked_post_rx(&f.vq, b, 4, HDR), 4);
+	for (unsigned i = 0; i < 4; i++)
+		CHECK_EQ(dev_pop(&f.dev, &c[i]), 1);
+	dev_use(&f.dev, 0x7fff, 60, 1);
+	CHECK_EQ(vpacked_take_used(&f.vq, out, lens, 16, true), 0);
+	CHECK(f.vq.broken);
+	CHECK_EQ(vpacked_release(&f.vq), 4);
+	check_pool_whole(&f.pool);
+	if (t_failures != before)
+		fprintf(stderr, "  release (in_order=%d)\n", in_order);
+	fx_fini(&f);
+}
+
 /* The smallest ring: every post is a new lap, and no chain fits. */
 static void test_size1(bool in_order)
 {
@@ -1872,5 +1961,7 @@ int main(void)
 	test_threaded(8, false);
 	test_threaded(8, true);
 	test_threaded(255, true);
+	test_release(false);
+	test_release(true);
 	return t_result();
 }

@@ -523,6 +523,83 @@ static void test_in_order(void)
 }
 
 /*
+ * The device goes away with chains posted, some of them used but not taken
+ * (in-order: a batch half taken). vsplit_release() gives every chain the
+ * ring holds back to the pool, exactly once, and a ring laid out again in
+ * the same memory starts clean: the next device sees index 0 and nothing
+ * posted, whatever the last one left there.
+ */
+static void test_release(bool in_order)
+{
+	static const uint32_t l3[3] = { 100, 200, 300 };
+	struct fx f;
+	struct vuser_buf *b[16], *fr[2], *out[16];
+	uint16_t heads[16];
+	uint32_t lens[16];
+	unsigned n, held = 0, released;
+	int before = t_failures;
+
+	fx_init(&f, 16, 64, in_order);
+	for (unsigned i = 0; i < 8; i++)
+		b[i] = get1(&f);
+	CHECK_EQ(vsplit_post_rx(&f.vq, b, 8, HDR), 8);
+	for (unsigned i = 0; i < 2; i++)
+		fr[i] = make_frame(&f, 3, l3);
+	CHECK_EQ(vsplit_post_tx(&f.vq, fr, 2, HDR), 2);
+	vsplit_publish(&f.vq);
+	CHECK_EQ(dev_pop(&f.dev, heads, 16), 10);
+	if (in_order) {
+		/* One entry for the first six chains; the caller takes two of them. */
+		dev_complete(&f.dev, heads[5], 0);
+		n = vsplit_take_used(&f.vq, out, lens, 2, true);
+		CHECK_EQ(n, 2);
+	} else {
+		dev_complete(&f.dev, heads[1], 10);
+		dev_complete(&f.dev, heads[9], 0);
+		n = vsplit_take_used(&f.vq, out, lens, 1, true);
+		CHECK_EQ(n, 1);
+	}
+	for (unsigned i = 0; i < n; i++)
+		held += out[i]->nb_segs;
+
+	released = vsplit_release(&f.vq);
+	CHECK_EQ(released, 10 - n);
+	CHECK_EQ(vpool_count_free(&f.pool) + held, f.pool.nb);
+	for (unsigned i = 0; i < f.size; i++)
+		CHECK(f.vq.slots[i].buf == NULL);
+	/* A second release finds nothing: teardown may run twice. */
+	CHECK_EQ(vsplit_release(&f.vq), 0);
+	vpool_put_chains(out, n);
+	check_pool_whole(&f.pool);
+
+	vsplit_destroy(&f.vq);
+	memset(f.mem, 0xa5, vsplit_mem_size(f.size));
+	CHECK_EQ(vsplit_init(&f.vq, f.mem, f.size, in_order), 0);
+	CHECK_EQ(f.vq.avail->idx, 0);
+	CHECK_EQ(f.vq.used->idx, 0);
+	CHECK_EQ(f.vq.avail->flags, VRING_AVAIL_F_NO_INTERRUPT);
+	CHECK_EQ(vsplit_free_descs(&f.vq), 16);
+	f.dev = (struct dev){ .desc = (struct vring_desc *)f.mem, .avail = f.vq.avail,
+			      .used = f.vq.used, .size = f.size };
+	for (unsigned i = 0; i < 16; i++)
+		b[i] = get1(&f);
+	CHECK_EQ(vsplit_post_rx(&f.vq, b, 16, HDR), 16);
+	vsplit_publish(&f.vq);
+	CHECK_EQ(dev_pop(&f.dev, heads, 16), 16);
+	for (unsigned i = 0; i < 16; i++)
+		dev_complete(&f.dev, heads[i], 60);
+	CHECK_EQ(vsplit_take_used(&f.vq, out, lens, 16, true), 16);
+	for (unsigned i = 0; i < 16; i++)
+		CHECK(out[i] == b[i]);
+	CHECK_EQ(f.vq.errors, 0);
+	vpool_put(&f.pool, out, 16);
+	check_pool_whole(&f.pool);
+	if (t_failures != before)
+		fprintf(stderr, "  release (in_order=%d)\n", in_order);
+	fx_fini(&f);
+}
+
+/*
  * A batch entry covering more chains than the caller asked for. It must not
  * be lost, and the caller must still make progress when it keeps asking for
  * fewer than the batch: the port's bursts ask for at most 64 while a batch
@@ -1325,5 +1402,7 @@ int main(void)
 	test_wrap(8, true);
 	test_wrap(1, false);
 	test_wrap(1, true);
+	test_release(false);
+	test_release(true);
 	return t_result();
 }

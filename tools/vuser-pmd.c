@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -64,6 +65,7 @@ struct opts {
 struct qstate {
 	uint64_t rx, tx;
 	uint64_t probes_back;
+	uint64_t rx_up;          /* frames received since the link last came up */
 	unsigned inflight;
 };
 
@@ -80,7 +82,13 @@ struct run {
 	uint64_t next_seq;
 	uint64_t *seen;          /* echo: bitmap of sequence numbers in flight */
 	uint32_t next_size;
-	bool link_lost;
+	bool link;               /* as last seen by the loop */
+	bool comes_back;         /* port: the link can come up again (server or reconnect) */
+	bool probing;            /* echo: a new session, no probe back yet */
+	uint64_t link_changes;   /* downs and ups seen since the run started */
+	uint64_t connections;    /* sessions the library reports, as last seen */
+	uint64_t lost_link_down; /* echo: frames in flight when the link went down */
+	double next_probe;
 	bool down_bursts_nonzero;
 	double t_start, t_end;
 	/* The rates cover [t_rate, t_end]: the counters as they were at t_rate. */
@@ -124,8 +132,9 @@ static void usage(FILE *f)
 		"usage: vuser-pmd --port DEVARGS | --vhost DEVARGS [options]\n"
 		"  --port DEVARGS       driver side: path=/run/vhost.sock,queues=2 (keys as DPDK virtio_user)\n"
 		"  --vhost DEVARGS      device side: path=/run/vhost.sock[,client=1,queues=N,...]\n"
-		"  --wait-ready S       how long to wait for a frontend (--vhost) and, in echo\n"
-		"                       mode, for the peer to return a first probe (default 60)\n"
+		"  --wait-ready S       how long to wait for a frontend (--vhost) or a backend\n"
+		"                       (--port with server=1) and, in echo mode, for the peer\n"
+		"                       to return a first probe (default 60)\n"
 		"  --mode MODE          txonly | rxonly | io | macswap | echo | pingpong (default io)\n"
 		"                       pingpong: one verified frame in flight on queue 0; the\n"
 		"                       round-trip times' median and 99th percentile are reported\n"
@@ -142,6 +151,9 @@ static void usage(FILE *f)
 		"                       each reply before it counts as a timeout (default 2000)\n"
 		"  --active-queues N    use only the first N queue pairs (control queue MQ command)\n"
 		"  --verbose            log the library's informational and debug messages\n"
+		"A port with server=1 or reconnect=1 (the default) keeps running when its\n"
+		"backend goes away and carries on when one is back; with server=0,reconnect=0\n"
+		"the run ends when the link goes down.\n"
 		"exit: 0 run completed, 1 port could not be opened, 2 usage error\n",
 		MAX_BURST);
 }
@@ -569,15 +581,35 @@ static int ep_tx(struct run *r, unsigned q, struct vuser_buf **b, unsigned n)
 	return r->vhost ? vuser_vhost_tx_burst(r->vhost, q, b, n) : vuser_tx_burst(r->port, q, b, n);
 }
 
-/* 1 when frames can move. Also does the waiting control work. */
-static int ep_link(struct run *r)
+/*
+ * 1 when frames can move. Also does the waiting control work, and says how
+ * many sessions the library has seen (a backend can leave and the next one
+ * arrive within one call).
+ */
+static int ep_link(struct run *r, uint64_t *connections)
 {
 	if (r->vhost) {
+		struct vuser_vhost_info vi;
+
 		vuser_vhost_process(r->vhost);
+		vuser_vhost_info(r->vhost, &vi);
+		*connections = vi.connections;
 		return vuser_vhost_ready(r->vhost);
 	}
 	vuser_port_process(r->port);
+	vuser_port_info(r->port, &r->info);
+	*connections = r->info.connections;
 	return vuser_port_link(r->port);
+}
+
+/* Nothing moves while the link is down: sleep on the control fd instead of spinning. */
+static void ep_idle(struct run *r, int ms)
+{
+	struct pollfd pfd = { .events = POLLIN };
+
+	pfd.fd = r->vhost ? vuser_vhost_fd(r->vhost) : vuser_port_fd(r->port);
+	if (pfd.fd >= 0)
+		poll(&pfd, 1, ms);
 }
 
 static void ep_stats(struct run *r, struct vuser_port_stats *st)
@@ -671,6 +703,7 @@ static void do_rx(struct run *r, unsigned q, uint8_t *scratch)
 		return;
 	r->rx_packets += (uint64_t)n;
 	r->q[q].rx += (uint64_t)n;
+	r->q[q].rx_up += (uint64_t)n;
 	for (int i = 0; i < n; i++)
 		r->rx_bytes += b[i]->pkt_len;
 
@@ -683,7 +716,10 @@ static void do_rx(struct run *r, unsigned q, uint8_t *scratch)
 				r->q[q].probes_back++;
 				r->rx_packets--;
 				r->q[q].rx--;
+				r->q[q].rx_up--;
 				r->rx_bytes -= b[i]->pkt_len;
+				/* The peer of a new session forwards: counted frames may go. */
+				r->probing = false;
 				continue;
 			}
 			uint64_t seq;
@@ -729,13 +765,80 @@ static void do_rx(struct run *r, unsigned q, uint8_t *scratch)
 	}
 }
 
-static void live_line(struct run *r, double t, double dt, uint64_t dtx, uint64_t drx, bool link)
+static void since_up(const struct run *r, char *buf, size_t size)
 {
+	size_t len = 0;
+
+	buf[0] = 0;
+	for (unsigned q = 0; q < r->nq && len < size; q++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%" PRIu64, q ? "/" : "",
+					r->q[q].rx_up);
+}
+
+/*
+ * One line per period. The link state comes with the number of times it
+ * changed, and "since up" gives each queue's frames received since the link
+ * last came up, so that a reader can tell traffic resumed on every queue.
+ */
+static void live_line(struct run *r, double t, double dt, uint64_t dtx, uint64_t drx)
+{
+	char up[VUSER_MAX_QUEUE_PAIRS * 21];
+
+	since_up(r, up, sizeof(up));
 	fprintf(stderr,
-		"[%7.1fs] link %-4s tx %8.3f Mpps rx %8.3f Mpps | sent %" PRIu64 " recv %" PRIu64
-		" verified %" PRIu64 " dropped %" PRIu64 " bad %" PRIu64 "\n",
-		t - r->t_start, link ? "up" : "down", (double)dtx / dt / 1e6, (double)drx / dt / 1e6,
-		r->tx_packets, r->rx_packets, r->verified, r->dropped, r->bad_payload);
+		"[%7.1fs] link %-4s changes %" PRIu64 " tx %8.3f Mpps rx %8.3f Mpps | sent %" PRIu64
+		" recv %" PRIu64 " verified %" PRIu64 " dropped %" PRIu64 " bad %" PRIu64
+		" | since up: rx %s\n",
+		t - r->t_start, r->link ? "up" : "down", r->link_changes, (double)dtx / dt / 1e6,
+		(double)drx / dt / 1e6, r->tx_packets, r->rx_packets, r->verified, r->dropped,
+		r->bad_payload, up);
+}
+
+/* The link went down: what was in flight is gone with the rings. */
+static void link_went_down(struct run *r, bool still_down)
+{
+	char up[VUSER_MAX_QUEUE_PAIRS * 21];
+
+	r->link = false;
+	r->link_changes++;
+	since_up(r, up, sizeof(up));
+	fprintf(stderr, "vuser-pmd: link down (change %" PRIu64 "): the %s went away; since up: rx %s\n",
+		r->link_changes, r->vhost ? "frontend" : "backend", up);
+	for (unsigned q = 0; q < r->nq; q++) {
+		r->lost_link_down += r->q[q].inflight;
+		r->q[q].inflight = 0;
+	}
+	if (still_down)
+		check_bursts_after_down(r);
+}
+
+/* A new session: counts since up start again, and echo waits for a probe to come back. */
+static void link_came_up(struct run *r)
+{
+	r->link = true;
+	r->link_changes++;
+	for (unsigned q = 0; q < r->nq; q++)
+		r->q[q].rx_up = 0;
+	fprintf(stderr, "vuser-pmd: link up (change %" PRIu64 ", connection %" PRIu64 ")\n",
+		r->link_changes, r->connections);
+	if (r->o.mode == M_ECHO) {
+		r->probing = true;
+		r->next_probe = 0;
+	}
+}
+
+/* Notice link changes; a session replaced within one call counts as down and up. */
+static void link_watch(struct run *r)
+{
+	uint64_t conns = r->connections;
+	bool up = ep_link(r, &conns);
+	bool fresh = conns != r->connections;
+
+	r->connections = conns;
+	if (r->link && (!up || fresh))
+		link_went_down(r, !up);
+	if (up && !r->link)
+		link_came_up(r);
 }
 
 static unsigned echo_window(const struct run *r)
@@ -748,10 +851,30 @@ static unsigned echo_window(const struct run *r)
 	return w ? w : 1;
 }
 
+/* One uncounted probe frame per queue. */
+static void send_probes(struct run *r)
+{
+	struct vuser_buf *b[1];
+
+	for (unsigned q = 0; q < r->nq; q++) {
+		if (ep_alloc(r, b, 1))
+			continue;
+		memset(vuser_buf_data(b[0]), 0, ECHO_MIN_FRAME);
+		put_eth(vuser_buf_data(b[0]), r->peer_mac, r->info.mac, ECHO_ETHERTYPE);
+		wr32(vuser_buf_data(b[0]) + ECHO_HDR_OFF, PROBE_MAGIC);
+		b[0]->data_len = b[0]->pkt_len = ECHO_MIN_FRAME;
+		if (ep_tx(r, q, b, 1) == 1)
+			r->probes_sent++;
+		else
+			vuser_buf_free(b[0]);
+	}
+}
+
 /*
  * A peer may throw away what arrives before it forwards: testpmd empties
  * its queues when forwarding starts. Send uncounted probes until one comes
- * back, so that every counted frame meets a peer that returns it.
+ * back, so that every counted frame meets a peer that returns it. A session
+ * that starts later in the run does the same from the loop (r->probing).
  */
 static bool echo_probe(struct run *r)
 {
@@ -759,22 +882,12 @@ static bool echo_probe(struct run *r)
 
 	while (!stop_requested && now() < end) {
 		struct vuser_buf *b[32];
+		uint64_t conns;
 
-		if (!ep_link(r))
+		if (!ep_link(r, &conns))
 			return false;
 		if (now() >= next) {
-			for (unsigned q = 0; q < r->nq; q++) {
-				if (ep_alloc(r, b, 1))
-					continue;
-				memset(vuser_buf_data(b[0]), 0, ECHO_MIN_FRAME);
-				put_eth(vuser_buf_data(b[0]), r->peer_mac, r->info.mac, ECHO_ETHERTYPE);
-				wr32(vuser_buf_data(b[0]) + ECHO_HDR_OFF, PROBE_MAGIC);
-				b[0]->data_len = b[0]->pkt_len = ECHO_MIN_FRAME;
-				if (ep_tx(r, q, b, 1) == 1)
-					r->probes_sent++;
-				else
-					vuser_buf_free(b[0]);
-			}
+			send_probes(r);
 			next = now() + 0.02;
 		}
 		for (unsigned q = 0; q < r->nq; q++) {
@@ -811,7 +924,6 @@ static void run_loop(struct run *r)
 	double t_next_stats, t_last_stats, t_drain = 0;
 	uint64_t last_tx = 0, last_rx = 0;
 	unsigned window = echo_window(r);
-	bool link = true;
 
 	if (!scratch)
 		return;
@@ -820,9 +932,15 @@ static void run_loop(struct run *r)
 	r->t_start = t_last_stats = now();
 	t_next_stats = r->t_start + (r->o.stats > 0 ? r->o.stats : 1e9);
 
+	r->link = true;
 	for (uint64_t iter = 0; !stop_requested; iter++) {
-		bool sending = r->o.mode == M_TXONLY || r->o.mode == M_ECHO;
+		/* With the link down, or before a new session's peer forwards, frames are not built. */
+		bool sending = (r->o.mode == M_TXONLY || r->o.mode == M_ECHO) && r->link && !r->probing;
 
+		if (r->probing && now() >= r->next_probe) {
+			send_probes(r);
+			r->next_probe = now() + 0.02;
+		}
 		for (unsigned q = 0; q < r->nq; q++) {
 			if (sending) {
 				uint64_t want = r->o.burst;
@@ -843,24 +961,16 @@ static void run_loop(struct run *r)
 		double t = now();
 
 		rate_mark(r, t);
-		if (!ep_link(r)) {
-			if (link) {
-				link = false;
-				r->link_lost = true;
-				fprintf(stderr, "vuser-pmd: link down: the %s went away\n",
-					r->vhost ? "frontend" : "backend");
-				check_bursts_after_down(r);
-			}
-			/* A port cannot come back yet; a vhost device waits for the next frontend. */
-			if (!r->vhost)
+		link_watch(r);
+		if (!r->link) {
+			/* A port with reconnect=0 stays down; the others wait for the next peer. */
+			if (!r->vhost && !r->comes_back)
 				break;
-		} else if (!link) {
-			link = true;
-			fprintf(stderr, "vuser-pmd: link up\n");
+			ep_idle(r, 10);
 		}
 		if (t >= t_next_stats) {
 			live_line(r, t, t - t_last_stats, r->tx_packets - last_tx,
-				  r->rx_packets - last_rx, link);
+				  r->rx_packets - last_rx);
 			last_tx = r->tx_packets;
 			last_rx = r->rx_packets;
 			t_last_stats = t;
@@ -872,7 +982,8 @@ static void run_loop(struct run *r)
 			if (r->o.mode == M_TXONLY && r->tx_packets >= r->o.count)
 				break;
 			if (r->o.mode == M_ECHO && r->tx_packets >= r->o.count) {
-				if (r->verified + r->bad_payload >= r->tx_packets)
+				/* Frames lost with a session will not come back: not waited for. */
+				if (r->verified + r->bad_payload + r->lost_link_down >= r->tx_packets)
 					break;
 				if (!t_drain)
 					t_drain = t;
@@ -886,7 +997,7 @@ static void run_loop(struct run *r)
 	r->t_end = now();
 	if (r->o.stats > 0)
 		live_line(r, r->t_end, r->t_end - t_last_stats, r->tx_packets - last_tx,
-			  r->rx_packets - last_rx, link);
+			  r->rx_packets - last_rx);
 	free(scratch);
 }
 
@@ -955,7 +1066,6 @@ static void run_pingpong(struct run *r)
 	uint64_t timeout_ns = (uint64_t)r->o.drain_ms * 1000000u;
 	uint64_t last_tx = 0, last_rx = 0;
 	double t_next_stats, t_last_stats;
-	bool link = true;
 
 	if (!scratch)
 		return;
@@ -973,16 +1083,15 @@ static void run_pingpong(struct run *r)
 			break;
 		if (r->o.duration && t - r->t_start >= r->o.duration)
 			break;
-		if (!(iter & 255) && !ep_link(r)) {
-			link = false;
-			r->link_lost = true;
-			fprintf(stderr, "vuser-pmd: link down: the %s went away\n",
-				r->vhost ? "frontend" : "backend");
-			break;
+		if (!(iter & 255)) {
+			link_watch(r);
+			/* One frame in flight needs a peer: a round trip cannot outlive it. */
+			if (!r->link)
+				break;
 		}
 		if (t >= t_next_stats) {
 			live_line(r, t, t - t_last_stats, r->tx_packets - last_tx,
-				  r->rx_packets - last_rx, link);
+				  r->rx_packets - last_rx);
 			last_tx = r->tx_packets;
 			last_rx = r->rx_packets;
 			t_last_stats = t;
@@ -1034,7 +1143,7 @@ static void run_pingpong(struct run *r)
 	r->t_end = now();
 	if (r->o.stats > 0)
 		live_line(r, r->t_end, r->t_end - t_last_stats, r->tx_packets - last_tx,
-			  r->rx_packets - last_rx, link);
+			  r->rx_packets - last_rx);
 	free(scratch);
 }
 
@@ -1126,13 +1235,15 @@ static void report(struct run *r)
 		       ",\"tx_bytes\":%" PRIu64 ",\"rx_bytes\":%" PRIu64 ",\"tx_pps\":%.0f,\"rx_pps\":%.0f"
 		       ",\"dropped\":%" PRIu64 ",\"bad_payload\":%" PRIu64 ",\"lost\":%" PRIu64
 		       ",\"verified\":%" PRIu64 ",\"active_queues\":%u,\"link\":%d,\"down_bursts_ok\":%s"
+		       ",\"link_changes\":%" PRIu64 ",\"connections\":%" PRIu64 ",\"lost_link_down\":%" PRIu64
 		       ",\"rx_errors\":%" PRIu64 ",\"tx_errors\":%" PRIu64 ",\"rx_drops\":%" PRIu64
 		       ",\"tx_drops\":%" PRIu64 ",\"probes_sent\":%" PRIu64 ",\"probes_back\":%" PRIu64,
 		       mode_names[r->o.mode], (unsigned long long)r->info.features,
 		       (int)((r->info.features >> 34) & 1), el, r->tx_packets, r->rx_packets, r->tx_bytes, r->rx_bytes,
 		       (double)rate_tx / el_rate, (double)rate_rx / el_rate, r->dropped,
-		       r->bad_payload, lost, r->verified, r->info.active_queues, r->link_lost ? 0 : 1,
-		       r->down_bursts_nonzero ? "false" : "true", rx_err, tx_err, rx_drops, tx_drops,
+		       r->bad_payload, lost, r->verified, r->info.active_queues, r->link ? 1 : 0,
+		       r->down_bursts_nonzero ? "false" : "true", r->link_changes, r->connections,
+		       r->lost_link_down, rx_err, tx_err, rx_drops, tx_drops,
 		       r->probes_sent, r->probes_back);
 		printf(",\"rate_elapsed\":%.3f,\"vm_rss_kb\":%ld,\"vm_hwm_kb\":%ld,\"rss_anon_kb\":%ld"
 		       ",\"rss_shmem_kb\":%ld",
@@ -1156,7 +1267,11 @@ static void report(struct run *r)
 		       " (%.3f Mpps), dropped %" PRIu64 "\n",
 		       mode_names[r->o.mode], el, r->tx_packets, (double)rate_tx / el_rate / 1e6,
 		       r->rx_packets, (double)rate_rx / el_rate / 1e6, r->dropped);
-		if (verifying)
+		if (r->o.mode == M_ECHO)
+			printf("echo: verified %" PRIu64 ", lost %" PRIu64 " (%" PRIu64
+			       " in flight when the link went down), bad payload %" PRIu64 "\n",
+			       r->verified, lost, r->lost_link_down, r->bad_payload);
+		else if (verifying)
 			printf("%s: verified %" PRIu64 ", lost %" PRIu64 ", bad payload %" PRIu64 "\n",
 			       mode_names[r->o.mode], r->verified, lost, r->bad_payload);
 		if (r->o.mode == M_PINGPONG)
@@ -1168,8 +1283,8 @@ static void report(struct run *r)
 		if (!r->vhost)
 			printf(", arena %zu KiB", r->info.arena_size / 1024);
 		printf("\n");
-		printf("port: rx errors %" PRIu64 ", tx errors %" PRIu64 ", link %s\n", rx_err, tx_err,
-		       r->link_lost ? "down" : "up");
+		printf("port: rx errors %" PRIu64 ", tx errors %" PRIu64 ", link %s, %" PRIu64
+		       " link changes\n", rx_err, tx_err, r->link ? "up" : "down", r->link_changes);
 	}
 	fflush(stdout);
 }
@@ -1222,24 +1337,47 @@ int main(int argc, char **argv)
 		vuser_vhost_info(r.vhost, &vi);
 		/* What the first frontend negotiated: the JSON's "features" and "packed". */
 		r.info.features = vi.features;
+		r.connections = vi.connections;
 		r.info.queues = vi.queues;
 		r.info.active_queues = vi.queues;
 		r.info.queue_size = 256;
 		memcpy(r.info.mac, vi.mac, 6);
 	} else {
+		struct vuser_port_config cfg;
+
 		err = vuser_port_open(r.o.devargs, &r.port);
 		if (err) {
 			/* The library has already said why on stderr. */
 			fprintf(stderr, "vuser-pmd: cannot open port: %s\n", strerror(-err));
 			return 1;
 		}
+		/* The devargs parsed once already: this cannot fail now. */
+		vuser_port_config_parse(r.o.devargs, &cfg);
+		r.comes_back = cfg.server || cfg.reconnect;
+		/* Kept for every session, the first one included when it is yet to come. */
 		if (r.o.active_queues && (err = vuser_port_set_queue_pairs(r.port, r.o.active_queues))) {
 			fprintf(stderr, "vuser-pmd: --active-queues %u: %s\n", r.o.active_queues,
 				vuser_last_error());
 			vuser_port_close(r.port);
 			return 1;
 		}
+		/* A listening port starts with the link down. In slices, so that a signal stops the wait. */
+		for (double waited = 0; !stop_requested && waited < r.o.wait_ready; waited += 0.1)
+			if (vuser_port_wait_link(r.port, 100) != -ETIMEDOUT)
+				break;
+		if (!vuser_port_link(r.port)) {
+			if (stop_requested)
+				fprintf(stderr, "vuser-pmd: stopped before a backend connected\n");
+			else
+				fprintf(stderr, "vuser-pmd: no backend connected within %g s\n",
+					r.o.wait_ready);
+			vuser_port_close(r.port);
+			return 1;
+		}
 		vuser_port_info(r.port, &r.info);
+		r.connections = r.info.connections;
+		/* Every session has its line, the first one too: a reader counts them. */
+		fprintf(stderr, "vuser-pmd: link up (connection %" PRIu64 ")\n", r.connections);
 	}
 	r.nq = r.info.queues;
 	r.next_size = r.o.size_min;

@@ -12,10 +12,25 @@
  *   few that return pointers) and never sets errno. The reason for the last
  *   failure in the calling thread, in words, is vuser_last_error().
  * - The library owns no thread. Control calls (open, close, process,
- *   set_queue_pairs, stats) are made from one thread at a time. Each queue's
- *   rx and tx bursts are made from one thread at a time (one thread may own
- *   several queues); different queues may run on different threads.
- * - Buffer alloc and free are safe from any thread.
+ *   wait_link, set_queue_pairs, info, stats) are made from one thread at a
+ *   time. Each queue's rx and tx bursts are made from one thread at a time
+ *   (one thread may own several queues); different queues may run on
+ *   different threads, and may be the control thread or not.
+ * - Buffer alloc and free are safe from any thread. vuser_port_link() is
+ *   safe from any thread.
+ *
+ * Backends that come and go (server=1, or a client that reconnects)
+ * - The program must call vuser_port_process() when vuser_port_fd() turns
+ *   readable (or now and then: every few milliseconds to a second, as it
+ *   likes). Nothing else is needed: sessions start and end there.
+ * - Datapath threads need not know: they may keep calling the bursts while
+ *   the backend dies, leaves or comes back. While the link is down every
+ *   burst returns 0 and touches no ring; the control side waits for a burst
+ *   in progress to end before it takes the rings back, and never waits for
+ *   one that has not started.
+ * - When a session ends, frames in the rings are lost: buffers posted for
+ *   receive and frames sent but not yet consumed by the backend go back to
+ *   the pool. Buffers the program holds stay the program's.
  */
 #ifndef VUSER_VUSER_H
 #define VUSER_VUSER_H
@@ -70,7 +85,13 @@ void vuser_set_log(vuser_log_fn fn, void *arg, enum vuser_log_level max_level);
  *                   unless packed rings are in use
  *   queues=<n>      queue pairs, 1..VUSER_MAX_QUEUE_PAIRS (1)
  *   iface=<name>    tap name for vhost-kernel (not supported yet)
- *   server=<0|1>    listen on path instead of connecting (not supported yet)
+ *   server=<0|1>    listen on path instead of connecting (0): open returns
+ *                   at once with the link down; each backend that connects
+ *                   gets a session of its own, one at a time
+ *   reconnect=<0|1> client mode: when the backend goes away, connect again
+ *                   by itself, 50 ms after it left and then with a backoff
+ *                   doubling up to 2 s, for as long as the port is open (1);
+ *                   0 leaves the link down for good. Needs server=0.
  *   mrg_rxbuf=<0|1> mergeable receive buffers (1)
  *   in_order=<0|1>  in-order use of descriptors (1)
  *   packed_vq=<0|1> ask for packed rings (0); split rings when the
@@ -85,6 +106,7 @@ struct vuser_port_config {
 	bool cq;           /* a program filling the struct sets it for queues > 1 */
 	bool cq_set;       /* cq was given explicitly (parse turns cq on otherwise) */
 	bool server;
+	bool reconnect;
 	bool mrg_rxbuf;
 	bool in_order;
 	bool packed_vq;
@@ -116,46 +138,81 @@ int vuser_port_config_check(const struct vuser_port_config *cfg);
 struct vuser_port;
 
 /*
- * Open a port: parse devargs, connect to the backend, negotiate, map the
- * arena, fill the rx rings and enable every queue pair. On success *out owns
- * the port until vuser_port_close(). Returns 0 or a negative errno:
- * -EINVAL/-ERANGE/-ENAMETOOLONG/-ENOTSUP bad configuration (see
- * vuser_port_config_parse), -ENOENT/-ECONNREFUSED no
- * backend, -EPROTO a backend that broke the protocol, -ETIMEDOUT a backend
- * that did not answer within 5 s, -ENOMEM.
+ * Open a port: parse devargs, map the arena, then
+ * - client mode (server=0): connect to the backend, negotiate, fill the rx
+ *   rings and enable every queue pair; the link is up on return. The first
+ *   backend must be there: -ENOENT/-ECONNREFUSED when it is not.
+ * - server mode (server=1): bind and listen on path (a stale socket file
+ *   there is replaced, anything else is not: -EEXIST) and return at once
+ *   with the link down; see vuser_port_wait_link().
+ * On success *out owns the port until vuser_port_close(). Returns 0 or a
+ * negative errno: -EINVAL/-ERANGE/-ENAMETOOLONG/-ENOTSUP bad configuration
+ * (see vuser_port_config_parse), -ENOENT/-ECONNREFUSED no backend, -EPROTO
+ * a backend that broke the protocol, -ETIMEDOUT a backend that did not
+ * answer within 5 s, -ENOMEM.
  */
 int vuser_port_open(const char *devargs, struct vuser_port **out);
 int vuser_port_open_config(const struct vuser_port_config *cfg, struct vuser_port **out);
 
 /*
- * Stop the rings (disable, GET_VRING_BASE each), close the session and free
- * everything, buffers included: any struct vuser_buf of this port still held
- * by the program is invalid afterwards. No burst may be running. p may be NULL.
+ * Stop the rings (disable, GET_VRING_BASE each), close the session, stop
+ * listening (server mode: the socket file is removed) and free everything,
+ * buffers included: any struct vuser_buf of this port still held by the
+ * program is invalid afterwards. No burst may be running, nor start later.
+ * p may be NULL.
  */
 void vuser_port_close(struct vuser_port *p);
 
-/* 1 link up, 0 down (backend gone). Checks the socket without blocking. */
+/*
+ * 1 link up, 0 down, as of the last control call; -EINVAL for a NULL p.
+ * A plain read, safe from any thread: noticing that a backend left, or
+ * that a new one is there, is vuser_port_process()'s work.
+ */
 int vuser_port_link(struct vuser_port *p);
 
 /*
- * A file descriptor that becomes readable when control work waits (today:
- * the backend closed the session). Owned by the port; do not close it.
+ * A file descriptor that becomes readable when control work waits: the
+ * backend closed its session (or spoke unasked), a backend is waiting to be
+ * accepted (server mode), or a reconnection attempt is due (client mode).
+ * The same fd for the port's life (an epoll fd: poll it for POLLIN or add
+ * it to an epoll set). Owned by the port; do not close or read it.
  */
 int vuser_port_fd(struct vuser_port *p);
 
 /*
- * Do the waiting control work without blocking. Returns 1 if the link state
- * changed, 0 if not, or a negative errno.
+ * Do the waiting control work: notice a backend that left (link down, the
+ * datapath stopped queue by queue, every buffer in the rings back in the
+ * pool, the rings reset), accept the next backend (server mode) or try to
+ * reconnect when the backoff has run out (client mode, reconnect=1), and
+ * negotiate a new session from scratch (features, memory, rings, the queue
+ * pairs last set with vuser_port_set_queue_pairs(), status). It does not
+ * wait for anything but a connected backend's replies during a handshake
+ * (each bounded by 5 s). A backend that fails the handshake is dropped and
+ * logged, not returned as an error: the port goes on waiting or retrying.
+ * Returns 1 if the link went down or came up (or both) during the call, 0
+ * if not, or a negative errno. One thread at a time (a control call).
  */
 int vuser_port_process(struct vuser_port *p);
 
 /*
+ * Call vuser_port_process() until the link is up, sleeping on the port's fd
+ * in between, for at most timeout_ms (negative: no limit). Returns 0 when
+ * the link is up, -ETIMEDOUT when the time ran out, -EINTR when a signal
+ * interrupted the wait, -ENOTCONN at once when nothing can bring the link
+ * back (client mode with reconnect=0), or another negative errno.
+ */
+int vuser_port_wait_link(struct vuser_port *p, int timeout_ms);
+
+/*
  * The emulated control queue's VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET: use the first
- * n queue pairs (1..queues); the others are disabled at the backend. Needs cq.
- * Returns 0 or a negative errno.
+ * n queue pairs (1..queues); the others are disabled at the backend, and
+ * their bursts return 0 (a burst running on one is waited for). Needs cq.
+ * The choice holds for every later session too; made while the link is
+ * down, it waits for the next one. Returns 0 or a negative errno.
  */
 int vuser_port_set_queue_pairs(struct vuser_port *p, unsigned n);
 
+/* Features are those of the current session, or of the last one while the link is down. */
 struct vuser_port_info {
 	uint64_t backend_features;   /* what the backend offered */
 	uint64_t features;           /* what was negotiated */
@@ -166,6 +223,8 @@ struct vuser_port_info {
 	unsigned nb_bufs;            /* buffers in the port's pool */
 	unsigned free_bufs;          /* of which free now (approximate) */
 	size_t arena_size;           /* bytes of the shared arena */
+	uint64_t connections;        /* sessions that reached link up since open */
+	uint64_t link_changes;       /* times the link went down or up since open returned */
 	uint8_t mac[6];
 };
 int vuser_port_info(struct vuser_port *p, struct vuser_port_info *info);
@@ -265,8 +324,10 @@ uint32_t vuser_buf_read(const struct vuser_buf *b, uint32_t off, void *dst, uint
 
 /*
  * Receive up to n frames from queue pair q into b[]. Returns how many (0 when
- * none, or when the link is down), or -EINVAL for a bad q. The program owns the
- * returned buffers. No syscall, lock or allocation on this path.
+ * none, or when the link is down or the pair disabled), or -EINVAL for a bad
+ * q. The program owns the returned buffers. No syscall, lock or allocation
+ * on this path. Safe to call while another thread runs the control calls
+ * (see "Backends that come and go" above).
  */
 int vuser_rx_burst(struct vuser_port *p, unsigned q, struct vuser_buf **b, unsigned n);
 

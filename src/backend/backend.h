@@ -32,10 +32,33 @@ struct vbackend_ops {
 	int (*set_vring_call)(struct vbackend *b, unsigned idx, int fd);
 	int (*set_vring_enable)(struct vbackend *b, unsigned idx, bool enable);
 	int (*set_status)(struct vbackend *b, uint8_t status);
-	/* 1 when the backend has gone away. */
+	/*
+	 * Start a session: connect to the backend (client) or accept one that
+	 * is waiting (server). 0, -EAGAIN when a server has no one waiting,
+	 * -EISCONN when a session exists, or why connecting failed (a client's
+	 * failure to connect is returned without a message: the caller knows
+	 * whether it is worth one).
+	 */
+	int (*connect)(struct vbackend *b);
+	/*
+	 * A server with a session: accept one more backend that waits and
+	 * close it at once, so that it learns now rather than by a timeout and
+	 * the listening fd does not stay readable. 1 if one was turned away.
+	 */
+	int (*refuse)(struct vbackend *b);
+	/* End the session, if any; a server keeps listening. Safe to call twice. */
+	void (*disconnect)(struct vbackend *b);
+	/*
+	 * 1 when there is no session, or its backend has gone away (or spoke
+	 * unasked, which a backend never does); the session stays until
+	 * disconnect().
+	 */
 	int (*gone)(struct vbackend *b);
-	/* The fd that turns readable when the backend wants attention, or -1. */
+	/* The session's fd, readable when the backend wants attention, or -1. */
 	int (*fd)(struct vbackend *b);
+	/* A server's listening fd, readable when a backend waits; -1 for a client. */
+	int (*listen_fd)(struct vbackend *b);
+	/* End the session, stop listening (the socket file goes) and free. */
 	void (*destroy)(struct vbackend *b);
 };
 
@@ -44,7 +67,11 @@ struct vbackend {
 	uint64_t protocol_features;
 };
 
-/* Connect to a vhost-user backend listening at path. */
-int vhost_user_client_create(const char *path, struct vbackend **out);
+/*
+ * A vhost-user transport on the socket at path, with no session yet: a
+ * client connects to path on connect(); a server (server == true) binds and
+ * listens on path now, replacing a stale socket file but nothing else.
+ */
+int vhost_user_create(const char *path, bool server, struct vbackend **out);
 
 #endif

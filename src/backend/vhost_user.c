@@ -4,9 +4,13 @@
  * driver sends, each reply checked before it is believed.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
@@ -19,7 +23,8 @@
 
 struct vhu {
 	struct vbackend b;
-	int fd;
+	int fd;            /* the session, -1 when none */
+	int listenfd;      /* server mode, -1 for a client */
 	char path[VUSER_PATH_MAX];
 };
 
@@ -274,20 +279,74 @@ static int vhu_set_status(struct vbackend *b, uint8_t status)
 	return vhu_u64(to_vhu(b), VHOST_USER_SET_STATUS, status);
 }
 
+static void vhu_disconnect(struct vbackend *b)
+{
+	struct vhu *u = to_vhu(b);
+
+	if (u->fd >= 0)
+		close(u->fd);
+	u->fd = -1;
+	/* The next backend negotiates its own. */
+	b->protocol_features = 0;
+}
+
+static int vhu_connect(struct vbackend *b)
+{
+	struct vhu *u = to_vhu(b);
+	int fd;
+
+	if (u->fd >= 0)
+		return -EISCONN;
+	if (u->listenfd < 0) {
+		/* Not logged here: a port retrying a backend that is away fails quietly. */
+		fd = vsock_connect(u->path);
+		if (fd < 0)
+			return fd;
+	} else {
+		/*
+		 * The listening socket is non-blocking; the session is not (it
+		 * does not inherit the flag), so replies are read with a
+		 * bounded poll like a client's.
+		 */
+		fd = accept4(u->listenfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+			    errno == ECONNABORTED)
+				return -EAGAIN;
+			return verr(-errno, "path=%s: accept: %s", u->path, strerror(errno));
+		}
+	}
+	u->fd = fd;
+	b->protocol_features = 0;
+	return 0;
+}
+
+static int vhu_refuse(struct vbackend *b)
+{
+	struct vhu *u = to_vhu(b);
+	int fd;
+
+	if (u->listenfd < 0)
+		return 0;
+	fd = accept4(u->listenfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
 static int vhu_gone(struct vbackend *b)
 {
 	struct vhu *u = to_vhu(b);
+	struct pollfd pfd = { .fd = u->fd, .events = POLLIN | POLLRDHUP };
 
 	/*
 	 * Without BACKEND_REQ the backend never speaks first on this socket,
 	 * so anything readable means it closed or broke the protocol; either
-	 * way the session is over.
+	 * way the session is over (and a socket left readable would keep the
+	 * port's fd readable for nothing). The caller ends it.
 	 */
-	if (u->fd >= 0 && vsock_peer_gone(u->fd)) {
-		close(u->fd);
-		u->fd = -1;
-	}
-	return u->fd < 0;
+	return u->fd < 0 || (poll(&pfd, 1, 0) > 0 && pfd.revents);
 }
 
 static int vhu_fd(struct vbackend *b)
@@ -295,12 +354,20 @@ static int vhu_fd(struct vbackend *b)
 	return to_vhu(b)->fd;
 }
 
+static int vhu_listen_fd(struct vbackend *b)
+{
+	return to_vhu(b)->listenfd;
+}
+
 static void vhu_destroy(struct vbackend *b)
 {
 	struct vhu *u = to_vhu(b);
 
-	if (u->fd >= 0)
-		close(u->fd);
+	vhu_disconnect(b);
+	if (u->listenfd >= 0) {
+		close(u->listenfd);
+		unlink(u->path);
+	}
 	free(u);
 }
 
@@ -320,28 +387,69 @@ static const struct vbackend_ops vhu_ops = {
 	.set_vring_call = vhu_set_vring_call,
 	.set_vring_enable = vhu_set_vring_enable,
 	.set_status = vhu_set_status,
+	.connect = vhu_connect,
+	.refuse = vhu_refuse,
+	.disconnect = vhu_disconnect,
 	.gone = vhu_gone,
 	.fd = vhu_fd,
+	.listen_fd = vhu_listen_fd,
 	.destroy = vhu_destroy,
 };
 
-int vhost_user_client_create(const char *path, struct vbackend **out)
+static int vhu_listen(struct vhu *u)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, err;
+
+	if (strlen(u->path) >= sizeof(sa.sun_path))
+		return verr(-ENAMETOOLONG, "path=%s: too long for a Unix socket", u->path);
+	strcpy(sa.sun_path, u->path);
+	/*
+	 * A socket file left by an earlier listener that died would make bind
+	 * fail; anything else at path is not ours to remove.
+	 */
+	if (lstat(u->path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return verr(-EEXIST, "path=%s: exists and is not a socket", u->path);
+		unlink(u->path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return verr(-errno, "socket: %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		err = -errno;
+		close(fd);
+		return verr(err, "path=%s: cannot listen (bind: %s)", u->path, strerror(-err));
+	}
+	if (listen(fd, 4) < 0) {
+		err = -errno;
+		close(fd);
+		unlink(u->path);
+		return verr(err, "path=%s: cannot listen: %s", u->path, strerror(-err));
+	}
+	u->listenfd = fd;
+	return 0;
+}
+
+int vhost_user_create(const char *path, bool server, struct vbackend **out)
 {
 	struct vhu *u;
-	int fd;
+	int err;
 
-	fd = vsock_connect(path);
-	if (fd < 0)
-		return verr(fd, "path=%s: cannot connect to the vhost-user socket: %s", path,
-			    strerror(-fd));
 	u = calloc(1, sizeof(*u));
-	if (!u) {
-		close(fd);
-		return verr(-ENOMEM, "no memory for a vhost-user session");
-	}
+	if (!u)
+		return verr(-ENOMEM, "no memory for a vhost-user transport");
 	u->b.ops = &vhu_ops;
-	u->fd = fd;
+	u->fd = u->listenfd = -1;
 	snprintf(u->path, sizeof(u->path), "%s", path);
+	if (server) {
+		err = vhu_listen(u);
+		if (err) {
+			free(u);
+			return err;
+		}
+	}
 	*out = &u->b;
 	return 0;
 }

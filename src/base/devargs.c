@@ -116,6 +116,7 @@ static const struct key port_keys[] = {
 	{ "mac", MAC(P, mac, mac_set) },
 	{ "cq", FLAG(P, cq), MARK(P, cq_set) },
 	{ "server", FLAG(P, server) },
+	{ "reconnect", FLAG(P, reconnect) },
 	{ "mrg_rxbuf", FLAG(P, mrg_rxbuf) },
 	{ "in_order", FLAG(P, in_order) },
 	{ "packed_vq", FLAG(P, packed_vq) },
@@ -481,6 +482,13 @@ static int port_check(const struct vuser_port_config *cfg, const char *who)
 	if (cfg->queues > 1 && !cfg->cq)
 		return verr(-EINVAL, "%s: cq=0 with queues=%u: multi-queue needs the control queue (cq=1)",
 			    who, cfg->queues);
+	/*
+	 * A listening port takes every backend that connects; there is nothing
+	 * for reconnect=0 to turn off, and it most likely meant something else.
+	 */
+	if (cfg->server && !cfg->reconnect)
+		return verr(-EINVAL, "%s: reconnect=0 with server=1: a server port always accepts the next backend; reconnect applies to client mode",
+			    who);
 
 	/* The prefix catches /dev/vhost-net and friends on a host without them. */
 	if (is_chrdev(cfg->path) || !strncmp(cfg->path, "/dev/vhost", strlen("/dev/vhost")))
@@ -489,8 +497,6 @@ static int port_check(const struct vuser_port_config *cfg, const char *who)
 	if (cfg->iface[0])
 		return verr(-ENOTSUP, "%s: iface=%s: iface applies to the vhost-kernel backend, which vuser does not support yet",
 			    who, cfg->iface);
-	if (cfg->server)
-		return verr(-ENOTSUP, "%s: server=1: server mode is not supported yet", who);
 	return 0;
 }
 
@@ -521,6 +527,7 @@ VUSER_API void vuser_port_config_init(struct vuser_port_config *cfg)
 	cfg->queue_size = 256;
 	cfg->mrg_rxbuf = true;
 	cfg->in_order = true;
+	cfg->reconnect = true;
 }
 
 /* On failure *cfg holds the defaults and whatever was parsed before the error. */

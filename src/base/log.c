@@ -59,3 +59,13 @@ int verr(int err, const char *fmt, ...)
 		log_fn(VUSER_LOG_ERR, last_error, log_arg);
 	return err;
 }
+
+int vnote(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+	return err;
+}

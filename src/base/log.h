@@ -21,4 +21,10 @@ void vlog(enum vuser_log_level level, const char *fmt, ...)
  */
 int verr(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * The same without logging, for outcomes the caller asked for and expects
+ * often (a wait that timed out): the reason is there if it wants it.
+ */
+int vnote(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -54,12 +54,16 @@ void vpool_destroy(struct vuser_pool *pool)
  * Wait for earlier claimers to publish. A claimer preempted between its CAS
  * and its publish holds everyone up, so after a short spin give the CPU
  * away: with more threads than cores, spinning only delays it further.
+ *
+ * The load acquires: our own publish is a plain store, which does not carry
+ * an earlier claimer's release along, so a thread that acquires our tail
+ * sees the earlier claimer's slots only if we synchronized with it first.
  */
 static void wait_turn(const uint32_t *tail, uint32_t head)
 {
 	unsigned spins = 0;
 
-	while (__atomic_load_n(tail, __ATOMIC_RELAXED) != head) {
+	while (__atomic_load_n(tail, __ATOMIC_ACQUIRE) != head) {
 		if (++spins & 63)
 			cpu_relax();
 		else

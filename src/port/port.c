@@ -1,15 +1,30 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Port control: open (negotiate with the backend and lay out the arena),
- * the emulated control queue, link state, statistics and close.
+ * Port control: open (lay out the arena, then start the first session or
+ * listen for one), sessions with a backend (negotiated from scratch each
+ * time, torn down when the backend leaves), reconnection, the emulated
+ * control queue, link state, statistics and close.
+ *
+ * A session's life: the transport connects (client) or accepts (server);
+ * features, memory and rings are negotiated; the rings are laid out afresh
+ * and the rx rings filled; the queue pairs the program asked for are
+ * enabled; the link goes up and the datapath may run. When the backend
+ * leaves, the datapath is stopped queue by queue, every buffer the rings
+ * held goes back to the pool, and the port waits for the next backend
+ * (server) or tries to reach it again with a bounded backoff (client).
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "base/compat.h"
 #include "base/log.h"
 #include "port/port.h"
 #include "vuser/uapi/vhost_user.h"
@@ -27,12 +42,31 @@
 	 BIT(VHOST_USER_PROTOCOL_F_STATUS))
 
 /*
+ * Client-mode reconnection: the first attempt this long after the backend
+ * left, doubling after each failure up to the cap (the vhost device's client
+ * mode uses the same bounds). A backend that restarts is usually back within
+ * the first attempts; one that stays away costs an attempt every 2 s.
+ */
+#define VPORT_BACKOFF_MIN_MS 50
+#define VPORT_BACKOFF_MAX_MS 2000
+/* Backends turned away in one process() call while a session runs. */
+#define VPORT_REFUSE_MAX 16
+
+/*
  * Buffers per port: a full rx ring and a full tx ring per queue pair, plus
  * room for what a program holds between bursts.
  */
 static unsigned pool_size(const struct vuser_port_config *cfg)
 {
 	return cfg->queues * cfg->queue_size * 2 + cfg->queues * 512 + 1024;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void vport_kick(struct vport_queue *q)
@@ -61,6 +95,44 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/* ------------------------------------------------------ quiescing queues */
+
+/*
+ * live and busy form a handshake in both directions (each side writes its
+ * flag, then reads the other's): only sequentially consistent accesses keep
+ * the write from passing the read, so that either the burst sees live == 0
+ * or the control side sees busy == 1.
+ */
+static void queue_stop(struct vport_queue *q)
+{
+	unsigned spins = 0;
+
+	__atomic_store_n(&q->live, 0, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&q->busy, __ATOMIC_SEQ_CST)) {
+		/* A burst preempted on a busy machine needs the CPU to finish. */
+		if (++spins & 63)
+			cpu_relax();
+		else
+			sched_yield();
+	}
+}
+
+static void queue_go(struct vport_queue *q)
+{
+	__atomic_store_n(&q->live, 1, __ATOMIC_SEQ_CST);
+}
+
+/* ------------------------------------------------------- queues and rings */
+
+/* Bytes one ring may take: either layout, as the backend decides per session. */
+static size_t ring_room(const struct vuser_port_config *cfg)
+{
+	size_t split = vring_mem_size(false, cfg->queue_size);
+	size_t packed = vring_mem_size(true, cfg->queue_size);
+
+	return valign_up(split > packed ? split : packed, VRING_MEM_ALIGN);
+}
+
 static void queues_destroy(struct vuser_port *p)
 {
 	for (unsigned q = 0; p->rxq && q < p->cfg.queues; q++) {
@@ -79,16 +151,10 @@ static void queues_destroy(struct vuser_port *p)
 
 static int queue_init(struct vuser_port *p, struct vport_queue *q)
 {
-	bool packed = p->features & BIT(VIRTIO_F_RING_PACKED);
-	void *mem = varena_carve(&p->arena, vring_mem_size(packed, p->cfg.queue_size), VRING_MEM_ALIGN);
-
-	if (!mem)
+	q->mem = varena_carve(&p->arena, ring_room(&p->cfg), VRING_MEM_ALIGN);
+	if (!q->mem)
 		return verr(-ENOMEM, "arena too small for the rings");
-	if (vring_init(&q->vq, packed, mem, p->cfg.queue_size, p->features & BIT(VIRTIO_F_IN_ORDER)))
-		return verr(-ENOMEM, "no memory for ring state");
-	q->refill_min = p->cfg.queue_size / 4 < 16 ? (uint16_t)(p->cfg.queue_size / 4) : 16;
-	if (!q->refill_min)
-		q->refill_min = 1;
+	/* The same two eventfds serve every session: the backend gets copies. */
 	q->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	q->callfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (q->kickfd < 0 || q->callfd < 0)
@@ -128,11 +194,50 @@ static int queues_create(struct vuser_port *p)
 /* Size the arena for the rings and the pool before anything is carved. */
 static size_t arena_size(const struct vuser_port_config *cfg)
 {
-	/* Room for either layout: packed_vq=1 still gets split rings from a backend without packed. */
-	size_t split = vring_mem_size(false, cfg->queue_size), packed = vring_mem_size(true, cfg->queue_size);
-	size_t ring = valign_up(split > packed ? split : packed, VRING_MEM_ALIGN);
+	return ring_room(cfg) * 2 * cfg->queues + vpool_mem_size(pool_size(cfg)) + 64;
+}
 
-	return ring * 2 * cfg->queues + vpool_mem_size(pool_size(cfg)) + 64;
+/*
+ * Lay every ring out afresh in its room, in the layout and mode this
+ * session negotiated: the device starts at index 0 with nothing posted.
+ */
+static int rings_layout(struct vuser_port *p)
+{
+	bool packed = p->features & BIT(VIRTIO_F_RING_PACKED);
+	bool in_order = p->features & BIT(VIRTIO_F_IN_ORDER);
+	unsigned size = p->cfg.queue_size;
+
+	for (unsigned i = 0; i < 2 * p->cfg.queues; i++) {
+		struct vport_queue *q = i & 1 ? &p->txq[i / 2] : &p->rxq[i / 2];
+
+		vring_destroy(&q->vq);
+		if (vring_init(&q->vq, packed, q->mem, size, in_order))
+			return verr(-ENOMEM, "no memory for ring state");
+		q->refill_min = size / 4 < 16 ? (uint16_t)(size / 4) : 16;
+		if (!q->refill_min)
+			q->refill_min = 1;
+	}
+	return 0;
+}
+
+/*
+ * Take back everything the rings held (the datapath is stopped): every
+ * posted buffer, a merged frame half received, and the ring's error count,
+ * which lives in the ring and moves to the queue's counters.
+ */
+static void queue_release(struct vport_queue *q)
+{
+	uint64_t errs = *vring_errors(&q->vq);
+
+	vring_release(&q->vq);
+	if (q->part_head)
+		vpool_put_chains(&q->part_head, 1);
+	q->part_head = q->part_tail = NULL;
+	q->part_left = 0;
+	vring_destroy(&q->vq);
+	memset(&q->vq, 0, sizeof(q->vq));
+	if (errs)
+		__atomic_store_n(&q->st.errors, q->st.errors + errs, __ATOMIC_RELAXED);
 }
 
 static int negotiate(struct vuser_port *p)
@@ -141,6 +246,8 @@ static int negotiate(struct vuser_port *p)
 	uint64_t want = VPORT_BASE_FEATURES;
 	int err;
 
+	/* Nothing carries over from an earlier backend. */
+	p->backend_features = p->features = p->protocol_features = 0;
 	err = ops->set_owner(p->be);
 	if (!err)
 		err = ops->get_features(p->be, &p->backend_features);
@@ -184,8 +291,6 @@ static int negotiate(struct vuser_port *p)
 		return verr(-ENOTSUP, "queue_size=%u: backend %s offers no packed rings, and split rings need a power of two",
 			    p->cfg.queue_size, p->cfg.path);
 	p->mrg_rxbuf = p->features & BIT(VIRTIO_NET_F_MRG_RXBUF);
-	/* VERSION_1 always carries num_buffers in the header (5.1.6). */
-	p->hdr_len = sizeof(struct virtio_net_hdr_mrg_rxbuf);
 	return ops->set_status(p->be, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 }
 
@@ -229,12 +334,23 @@ static int rx_fill(struct vuser_port *p, struct vport_queue *q)
 	return 0;
 }
 
+/*
+ * Enable the first n pairs at the backend and disable the rest. A queue
+ * being disabled stops its datapath first; one being enabled moves frames
+ * once the backend has it (and the link is up).
+ */
 static int enable_pairs(struct vuser_port *p, unsigned n)
 {
+	bool up = __atomic_load_n(&p->link_up, __ATOMIC_ACQUIRE);
+
 	for (unsigned q = 0; q < p->cfg.queues; q++) {
 		bool on = q < n;
 		int err;
 
+		if (!on) {
+			queue_stop(&p->rxq[q]);
+			queue_stop(&p->txq[q]);
+		}
 		/* Without PROTOCOL_FEATURES rings start enabled and the message does not exist. */
 		if (p->features & BIT(VHOST_USER_F_PROTOCOL_FEATURES)) {
 			err = p->be->ops->set_vring_enable(p->be, vport_rx_ring(q), on);
@@ -243,8 +359,11 @@ static int enable_pairs(struct vuser_port *p, unsigned n)
 			if (err)
 				return err;
 		}
-		__atomic_store_n(&p->rxq[q].enabled, on, __ATOMIC_RELEASE);
-		__atomic_store_n(&p->txq[q].enabled, on, __ATOMIC_RELEASE);
+		p->rxq[q].enabled = p->txq[q].enabled = on;
+		if (on && up) {
+			queue_go(&p->rxq[q]);
+			queue_go(&p->txq[q]);
+		}
 	}
 	p->active_pairs = n;
 	return 0;
@@ -283,13 +402,193 @@ static int start(struct vuser_port *p)
 	}
 	err = ops->set_status(p->be, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 					     VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+	/* The pairs the program asked for, in this session as in the last. */
 	if (!err)
-		err = enable_pairs(p, p->cfg.queues);
+		err = enable_pairs(p, p->want_pairs);
 	return err;
+}
+
+/* -------------------------------------------------------------- sessions */
+
+static void link_set(struct vuser_port *p, int up)
+{
+	if (__atomic_load_n(&p->link_up, __ATOMIC_RELAXED) == up)
+		return;
+	__atomic_store_n(&p->link_up, up, __ATOMIC_RELEASE);
+	p->link_changes++;
+}
+
+/* The transport has a fresh connection: watch it from the port's fd. */
+static void session_watch(struct vuser_port *p)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	p->session_fd = p->be->ops->fd(p->be);
+	ev.data.fd = p->session_fd;
+	if (p->session_fd >= 0 && epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->session_fd, &ev) < 0)
+		vlog(VUSER_LOG_WARN, "path=%s: epoll_ctl: %s", p->cfg.path, strerror(errno));
+}
+
+/*
+ * Everything a backend set up goes, the rest stays: negotiate from scratch,
+ * lay the rings out again, fill them, enable the pairs, link up.
+ */
+static int session_start(struct vuser_port *p)
+{
+	int err;
+
+	err = negotiate(p);
+	if (!err)
+		err = rings_layout(p);
+	if (!err)
+		err = start(p);
+	if (err)
+		return err;
+	p->connections++;
+	link_set(p, 1);
+	for (unsigned q = 0; q < p->cfg.queues; q++) {
+		if (p->rxq[q].enabled) {
+			queue_go(&p->rxq[q]);
+			queue_go(&p->txq[q]);
+		}
+	}
+	return 0;
+}
+
+/*
+ * The session is over (the backend left, broke a rule, or the port is
+ * closing): link down, every queue's datapath stopped, the connection
+ * closed, every buffer back in the pool. Safe to call with no session.
+ */
+static void session_end(struct vuser_port *p)
+{
+	link_set(p, 0);
+	for (unsigned q = 0; p->rxq && q < p->cfg.queues; q++) {
+		queue_stop(&p->rxq[q]);
+		queue_stop(&p->txq[q]);
+	}
+	if (p->session_fd >= 0)
+		epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->session_fd, NULL);
+	p->session_fd = -1;
+	if (p->be)
+		p->be->ops->disconnect(p->be);
+	for (unsigned q = 0; p->rxq && q < p->cfg.queues; q++) {
+		queue_release(&p->rxq[q]);
+		queue_release(&p->txq[q]);
+		p->rxq[q].enabled = p->txq[q].enabled = false;
+	}
+	p->active_pairs = 0;
+}
+
+/* Client mode: when the next attempt is due, the timer makes the port's fd readable. */
+static void timer_update(struct vuser_port *p)
+{
+	struct itimerspec its = { 0 };
+
+	if (!p->cfg.server && p->cfg.reconnect && p->session_fd < 0) {
+		/* 0 would disarm the timer: a due attempt is "1 ns after boot". */
+		long long at = p->next_connect_ms > 0 ? p->next_connect_ms : 0;
+
+		its.it_value.tv_sec = at / 1000;
+		its.it_value.tv_nsec = (at % 1000) * 1000000 + 1;
+	}
+	if (timerfd_settime(p->timerfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+		vlog(VUSER_LOG_WARN, "path=%s: timerfd_settime: %s", p->cfg.path, strerror(errno));
+}
+
+static void backoff_reset(struct vuser_port *p)
+{
+	p->backoff_ms = VPORT_BACKOFF_MIN_MS;
+	p->next_connect_ms = now_ms() + p->backoff_ms;
+}
+
+/* Connect, or accept a waiting backend, and run a session's start on it. */
+static int session_try(struct vuser_port *p)
+{
+	int err = p->be->ops->connect(p->be);
+
+	if (err)
+		return err;
+	session_watch(p);
+	err = session_start(p);
+	if (err) {
+		vlog(VUSER_LOG_WARN, "path=%s: no session with this backend: %s", p->cfg.path,
+		     vuser_last_error());
+		session_end(p);
+		return err;
+	}
+	vlog(VUSER_LOG_INFO, "path=%s: backend connected (connection %llu): link up", p->cfg.path,
+	     (unsigned long long)p->connections);
+	return 0;
+}
+
+static void client_reconnect(struct vuser_port *p)
+{
+	long long t = now_ms();
+	int err;
+
+	if (t < p->next_connect_ms)
+		return;
+	err = session_try(p);
+	if (!err) {
+		p->backoff_ms = 0;
+		return;
+	}
+	/* Never given up: the wait grows to its cap and stays there. */
+	p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : VPORT_BACKOFF_MIN_MS;
+	if (p->backoff_ms > VPORT_BACKOFF_MAX_MS)
+		p->backoff_ms = VPORT_BACKOFF_MAX_MS;
+	p->next_connect_ms = now_ms() + p->backoff_ms;
+	vlog(VUSER_LOG_DEBUG, "path=%s: reconnect failed (%s); next attempt in %u ms", p->cfg.path,
+	     strerror(-err), p->backoff_ms);
+}
+
+static void server_accept(struct vuser_port *p)
+{
+	if (p->session_fd >= 0) {
+		/* One backend per port: a second one learns at once, not by timeout. */
+		for (int i = 0; i < VPORT_REFUSE_MAX && p->be->ops->refuse(p->be); i++)
+			vlog(VUSER_LOG_WARN, "path=%s: refusing a second backend", p->cfg.path);
+		return;
+	}
+	session_try(p);
+}
+
+/* ------------------------------------------------------------ open, close */
+
+/* Every resource, released in any state: fds start at -1, pointers at NULL. */
+static void port_free(struct vuser_port *p)
+{
+	session_end(p);
+	if (p->be)
+		p->be->ops->destroy(p->be);
+	vpool_destroy(&p->pool);
+	queues_destroy(p);
+	varena_destroy(&p->arena);
+	close_fd(&p->timerfd);
+	close_fd(&p->epfd);
+	free(p);
+}
+
+static int control_fds(struct vuser_port *p)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	p->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (p->epfd < 0)
+		return verr(-errno, "epoll_create1: %s", strerror(errno));
+	p->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (p->timerfd < 0)
+		return verr(-errno, "timerfd_create: %s", strerror(errno));
+	ev.data.fd = p->timerfd;
+	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->timerfd, &ev) < 0)
+		return verr(-errno, "epoll_ctl: %s", strerror(errno));
+	return 0;
 }
 
 VUSER_API int vuser_port_open_config(const struct vuser_port_config *cfg, struct vuser_port **out)
 {
+	struct epoll_event ev = { .events = EPOLLIN };
 	struct vuser_port *p;
 	int err;
 
@@ -302,43 +601,54 @@ VUSER_API int vuser_port_open_config(const struct vuser_port_config *cfg, struct
 	if (!p)
 		return verr(-ENOMEM, "no memory for a port");
 	p->cfg = *cfg;
-	p->arena.fd = -1;
+	p->arena.fd = p->epfd = p->timerfd = p->session_fd = -1;
 	if (cfg->mac_set)
 		memcpy(p->mac, cfg->mac, 6);
 	else
 		random_mac(p->mac);
+	/* VERSION_1 always carries num_buffers in the header (5.1.6). */
+	p->hdr_len = sizeof(struct virtio_net_hdr_mrg_rxbuf);
+	p->want_pairs = cfg->queues;
 
-	err = vhost_user_client_create(cfg->path, &p->be);
-	if (err)
-		goto free_port;
-	err = negotiate(p);
-	if (err)
-		goto close_backend;
 	err = varena_create(&p->arena, arena_size(cfg), "vuser-port");
+	if (!err)
+		err = queues_create(p);
+	if (!err)
+		err = vpool_init(&p->pool, &p->arena, pool_size(cfg));
+	if (!err)
+		err = control_fds(p);
+	if (!err)
+		err = vhost_user_create(cfg->path, cfg->server, &p->be);
 	if (err)
-		goto close_backend;
-	err = queues_create(p);
-	if (err)
-		goto destroy_queues;
-	err = vpool_init(&p->pool, &p->arena, pool_size(cfg));
-	if (err)
-		goto destroy_queues;
-	err = start(p);
-	if (err)
-		goto destroy_pool;
-	__atomic_store_n(&p->link_up, 1, __ATOMIC_RELEASE);
+		goto fail;
+	if (cfg->server) {
+		/* Nothing to wait for here: the link comes up when a backend connects. */
+		ev.data.fd = p->be->ops->listen_fd(p->be);
+		if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0) {
+			err = verr(-errno, "epoll_ctl: %s", strerror(errno));
+			goto fail;
+		}
+	} else {
+		/* The first backend must be there: a wrong path shows now, not as a link that never comes up. */
+		err = p->be->ops->connect(p->be);
+		if (err) {
+			err = verr(err, "path=%s: cannot connect to the vhost-user socket: %s",
+				   cfg->path, strerror(-err));
+			goto fail;
+		}
+		session_watch(p);
+		err = session_start(p);
+		if (err)
+			goto fail;
+		/* The link starts up; changes count from here. */
+		p->link_changes = 0;
+	}
+	timer_update(p);
 	*out = p;
 	return 0;
 
-destroy_pool:
-	vpool_destroy(&p->pool);
-destroy_queues:
-	queues_destroy(p);
-	varena_destroy(&p->arena);
-close_backend:
-	p->be->ops->destroy(p->be);
-free_port:
-	free(p);
+fail:
+	port_free(p);
 	return err;
 }
 
@@ -355,11 +665,7 @@ VUSER_API int vuser_port_open(const char *devargs, struct vuser_port **out)
 	return vuser_port_open_config(&cfg, out);
 }
 
-static void link_down(struct vuser_port *p)
-{
-	__atomic_store_n(&p->link_up, 0, __ATOMIC_RELEASE);
-}
-
+/* Tell a live backend the rings stop, so that it lets go of them cleanly. */
 static void stop(struct vuser_port *p)
 {
 	const struct vbackend_ops *ops = p->be->ops;
@@ -380,43 +686,85 @@ VUSER_API void vuser_port_close(struct vuser_port *p)
 		return;
 	if (__atomic_load_n(&p->link_up, __ATOMIC_ACQUIRE) && !p->be->ops->gone(p->be))
 		stop(p);
-	link_down(p);
-	p->be->ops->destroy(p->be);
-	vpool_destroy(&p->pool);
-	queues_destroy(p);
-	varena_destroy(&p->arena);
-	free(p);
+	port_free(p);
 }
+
+/* --------------------------------------------------------- control work */
 
 VUSER_API int vuser_port_process(struct vuser_port *p)
 {
+	uint64_t changes, expired;
+
 	if (!p)
 		return verr(-EINVAL, "vuser_port_process: NULL port");
-	if (__atomic_load_n(&p->link_up, __ATOMIC_ACQUIRE) && p->be->ops->gone(p->be)) {
-		link_down(p);
-		vlog(VUSER_LOG_WARN, "path=%s: backend closed the connection: link down",
-		     p->cfg.path);
-		return 1;
+	changes = p->link_changes;
+	/* Drained first: a due attempt is judged below, and the timer re-armed after. */
+	if (read(p->timerfd, &expired, sizeof(expired)) < 0)
+		expired = 0;
+	/* A session that ended is noticed before a new backend is judged a second one. */
+	if (p->session_fd >= 0 && p->be->ops->gone(p->be)) {
+		const char *next = p->cfg.server ? "; waiting for the next backend"
+				   : p->cfg.reconnect ? "; reconnecting" : "";
+
+		vlog(VUSER_LOG_WARN, "path=%s: backend closed the connection: link down%s",
+		     p->cfg.path, next);
+		session_end(p);
+		backoff_reset(p);
 	}
-	return 0;
+	if (p->cfg.server)
+		server_accept(p);
+	else if (p->session_fd < 0 && p->cfg.reconnect)
+		client_reconnect(p);
+	timer_update(p);
+	return p->link_changes != changes;
+}
+
+VUSER_API int vuser_port_wait_link(struct vuser_port *p, int timeout_ms)
+{
+	long long end = timeout_ms < 0 ? 0 : now_ms() + timeout_ms;
+
+	if (!p)
+		return verr(-EINVAL, "vuser_port_wait_link: NULL port");
+	for (;;) {
+		struct epoll_event ev;
+		long long left;
+		int wait = 100, err;
+
+		err = vuser_port_process(p);
+		if (err < 0)
+			return err;
+		if (__atomic_load_n(&p->link_up, __ATOMIC_ACQUIRE))
+			return 0;
+		if (!p->cfg.server && !p->cfg.reconnect)
+			return verr(-ENOTCONN, "path=%s: link down and reconnect=0: it stays down",
+				    p->cfg.path);
+		if (timeout_ms >= 0) {
+			left = end - now_ms();
+			if (left <= 0)
+				return vnote(-ETIMEDOUT, "path=%s: no backend within %d ms",
+					     p->cfg.path, timeout_ms);
+			if (left < wait)
+				wait = (int)left;
+		}
+		/*
+		 * The port's fd turns readable for every event that matters; the
+		 * slice only bounds how late a missed one would be seen.
+		 */
+		if (epoll_wait(p->epfd, &ev, 1, wait) < 0 && errno == EINTR)
+			return vnote(-EINTR, "vuser_port_wait_link: interrupted by a signal");
+	}
 }
 
 VUSER_API int vuser_port_link(struct vuser_port *p)
 {
 	if (!p)
 		return verr(-EINVAL, "vuser_port_link: NULL port");
-	vuser_port_process(p);
 	return __atomic_load_n(&p->link_up, __ATOMIC_ACQUIRE);
 }
 
 VUSER_API int vuser_port_fd(struct vuser_port *p)
 {
-	int fd;
-
-	if (!p)
-		return verr(-EINVAL, "vuser_port_fd: NULL port");
-	fd = p->be->ops->fd(p->be);
-	return fd >= 0 ? fd : verr(-ENOTCONN, "path=%s: no backend connection", p->cfg.path);
+	return p ? p->epfd : verr(-EINVAL, "vuser_port_fd: NULL port");
 }
 
 /*
@@ -448,11 +796,15 @@ VUSER_API int vuser_port_set_queue_pairs(struct vuser_port *p, unsigned n)
 		return verr(-ENOTSUP, "set_queue_pairs needs the control queue (cq=1)");
 	if (n < 1 || n > p->cfg.queues)
 		return verr(-ERANGE, "set_queue_pairs: %u is outside 1..%u", n, p->cfg.queues);
-	if (!__atomic_load_n(&p->link_up, __ATOMIC_ACQUIRE))
-		return verr(-ENOTCONN, "path=%s: link is down", p->cfg.path);
+	/* With no backend the wish is kept: the next session starts with it. */
+	if (!__atomic_load_n(&p->link_up, __ATOMIC_ACQUIRE)) {
+		p->want_pairs = n;
+		return 0;
+	}
 	if (ctrl_command(p, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &pairs,
 			 sizeof(pairs)) != VIRTIO_NET_OK)
 		return verr(-EIO, "set_queue_pairs %u: %s", n, vuser_last_error());
+	p->want_pairs = n;
 	return 0;
 }
 
@@ -470,6 +822,8 @@ VUSER_API int vuser_port_info(struct vuser_port *p, struct vuser_port_info *info
 	info->nb_bufs = p->pool.nb;
 	info->free_bufs = vpool_count_free(&p->pool);
 	info->arena_size = p->arena.size;
+	info->connections = p->connections;
+	info->link_changes = p->link_changes;
 	memcpy(info->mac, p->mac, 6);
 	return 0;
 }

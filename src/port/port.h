@@ -13,10 +13,20 @@
 
 struct vport_queue {
 	alignas(64) struct vring_drv vq;
+	/*
+	 * The datapath sets busy for the length of a burst and touches the
+	 * ring only while live (link up and the pair enabled); the control
+	 * side clears live and waits for busy to drop before it changes the
+	 * ring, so a backend that dies mid-burst never has its rings reset
+	 * under a running burst.
+	 */
+	int busy;
+	int live;
 	int kickfd;              /* -1 when closed */
 	int callfd;
-	bool enabled;            /* its pair is enabled at the backend */
+	bool enabled;            /* control only: its pair is enabled at the backend */
 	uint16_t refill_min;     /* rx: free descriptors worth a refill */
+	void *mem;               /* the ring's room in the arena, for either layout */
 	/* rx only: a mergeable frame whose later buffers are not used yet */
 	struct vuser_buf *part_head;
 	struct vuser_buf *part_tail;
@@ -32,13 +42,21 @@ struct vuser_port {
 	uint64_t backend_features;
 	uint64_t features;
 	uint64_t protocol_features;
-	unsigned active_pairs;
-	int link_up;             /* read by datapath threads: atomic access */
+	unsigned active_pairs;   /* enabled at the backend now */
+	unsigned want_pairs;     /* what set_queue_pairs asked: every session starts so */
+	int link_up;             /* read by any thread: atomic access */
 	unsigned hdr_len;
 	bool mrg_rxbuf;
 	uint8_t mac[6];
 	struct vport_queue *rxq; /* cfg.queues of each */
 	struct vport_queue *txq;
+	int epfd;                /* vuser_port_fd(): the same fd for the port's life */
+	int session_fd;          /* the backend session's fd as added to epfd, or -1 */
+	int timerfd;             /* client mode: due when the next connection attempt is */
+	unsigned backoff_ms;     /* client mode: the wait before the next attempt */
+	long long next_connect_ms;
+	uint64_t connections;
+	uint64_t link_changes;
 };
 
 /* Ring index of a queue at the backend: virtio-net numbers rx 2k, tx 2k+1. */

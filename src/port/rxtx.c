@@ -15,10 +15,25 @@
 
 #define VPORT_BURST 64
 
-static inline bool queue_live(const struct vuser_port *p, const struct vport_queue *q)
+/*
+ * A burst runs between enter() and leave(). busy first, then live: the
+ * control side writes live, then reads busy (port.c, queue_stop()), and the
+ * sequentially consistent pair means one of the two sees the other. A burst
+ * that finds the queue stopped leaves at once and moves nothing.
+ */
+static inline bool enter(struct vport_queue *q)
 {
-	return __atomic_load_n(&p->link_up, __ATOMIC_ACQUIRE) &&
-	       __atomic_load_n(&q->enabled, __ATOMIC_ACQUIRE);
+	__atomic_store_n(&q->busy, 1, __ATOMIC_SEQ_CST);
+	if (likely(__atomic_load_n(&q->live, __ATOMIC_SEQ_CST)))
+		return true;
+	__atomic_store_n(&q->busy, 0, __ATOMIC_RELEASE);
+	return false;
+}
+
+/* Everything the burst wrote, counters included, is done before the control side may look. */
+static inline void leave(struct vport_queue *q)
+{
+	__atomic_store_n(&q->busy, 0, __ATOMIC_RELEASE);
 }
 
 static inline void stat_add(uint64_t *c, uint64_t v)
@@ -72,7 +87,7 @@ VUSER_API int vuser_rx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 	if (unlikely(qi >= p->cfg.queues))
 		return -EINVAL;
 	q = &p->rxq[qi];
-	if (unlikely(!queue_live(p, q)))
+	if (unlikely(!enter(q)))
 		return 0;
 
 	while (nb < n) {
@@ -141,6 +156,7 @@ VUSER_API int vuser_rx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 		stat_add(&q->st.drops, drops);
 		stat_add(&q->st.errors, errors);
 	}
+	leave(q);
 	return (int)nb;
 }
 
@@ -190,7 +206,7 @@ VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 	if (unlikely(qi >= p->cfg.queues))
 		return -EINVAL;
 	q = &p->txq[qi];
-	if (unlikely(!queue_live(p, q)))
+	if (unlikely(!enter(q)))
 		return 0;
 
 	tx_reclaim(q);
@@ -234,5 +250,6 @@ VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 	}
 	if (unlikely(drops))
 		stat_add(&q->st.drops, drops);
+	leave(q);
 	return (int)i;
 }

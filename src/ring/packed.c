@@ -286,3 +286,24 @@ unsigned vpacked_take_used(struct vpacked *vq, struct vuser_buf **b, uint32_t *l
 	}
 	return got;
 }
+
+unsigned vpacked_release(struct vpacked *vq)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; vq->slots && i < vq->size; i++) {
+		struct vuser_buf *m = vq->slots[i].buf;
+
+		if (!m)
+			continue;
+		vq->slots[i].buf = NULL;
+		vpool_put_chains(&m, 1);
+		n++;
+	}
+	vq->inflight = 0;
+	vq->num_free = 0;
+	vq->pending = false;
+	/* Nothing may be posted or taken until the ring is laid out again. */
+	vq->broken = true;
+	return n;
+}

@@ -68,4 +68,11 @@ bool vpacked_publish(struct vpacked *vq);
 unsigned vpacked_take_used(struct vpacked *vq, struct vuser_buf **b, uint32_t *lens, unsigned n,
 			   bool check_len);
 
+/*
+ * The device is gone: every chain still posted (an in-order batch half
+ * taken included) goes back to its pool; returns how many. The ring is
+ * unusable until vpacked_init() lays it out again.
+ */
+unsigned vpacked_release(struct vpacked *vq);
+
 #endif

@@ -41,6 +41,12 @@ static inline void vring_destroy(struct vring_drv *r)
 		vsplit_destroy(&r->s);
 }
 
+/* Every chain still posted back to its pool; re-init the ring before reuse. */
+static inline unsigned vring_release(struct vring_drv *r)
+{
+	return r->packed ? vpacked_release(&r->p) : vsplit_release(&r->s);
+}
+
 static inline unsigned vring_size(const struct vring_drv *r)
 {
 	return r->packed ? r->p.size : r->s.size;

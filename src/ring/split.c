@@ -274,3 +274,22 @@ skip:
 	}
 	return got;
 }
+
+unsigned vsplit_release(struct vsplit *vq)
+{
+	unsigned n = 0;
+
+	/* Only private bookkeeping is read: what the device wrote says nothing now. */
+	for (unsigned i = 0; vq->slots && i < vq->size; i++) {
+		struct vuser_buf *m = vq->slots[i].buf;
+
+		if (!m)
+			continue;
+		vq->slots[i].buf = NULL;
+		vpool_put_chains(&m, 1);
+		n++;
+	}
+	vq->inflight = 0;
+	vq->num_free = 0;
+	return n;
+}

@@ -87,4 +87,11 @@ bool vsplit_publish(struct vsplit *vq);
 unsigned vsplit_take_used(struct vsplit *vq, struct vuser_buf **b, uint32_t *lens,
 			  unsigned n, bool check_len);
 
+/*
+ * The device is gone: give every chain still posted back to its pool and
+ * return how many there were. The ring is left unusable until vsplit_init()
+ * lays it out again (the next device starts from a clean ring).
+ */
+unsigned vsplit_release(struct vsplit *vq);
+
 #endif
