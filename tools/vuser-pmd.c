@@ -918,10 +918,13 @@ static void rate_mark(struct run *r, double t)
 	}
 }
 
+/* How often the loops do the control work (vuser_*_process) while the link is up. */
+#define WATCH_EVERY_S 0.002
+
 static void run_loop(struct run *r)
 {
 	uint8_t *scratch = malloc(MAX_FRAME);
-	double t_next_stats, t_last_stats, t_drain = 0;
+	double t_next_stats, t_last_stats, t_drain = 0, t_watch = 0;
 	uint64_t last_tx = 0, last_rx = 0;
 	unsigned window = echo_window(r);
 
@@ -961,7 +964,15 @@ static void run_loop(struct run *r)
 		double t = now();
 
 		rate_mark(r, t);
-		link_watch(r);
+		/*
+		 * The control work costs system calls: every few milliseconds is
+		 * soon enough for link changes, and keeps them out of the
+		 * datapath's way (the ping-pong's tail latency shows them).
+		 */
+		if (!r->link || t >= t_watch) {
+			link_watch(r);
+			t_watch = t + WATCH_EVERY_S;
+		}
 		if (!r->link) {
 			/* A port with reconnect=0 stays down; the others wait for the next peer. */
 			if (!r->vhost && !r->comes_back)
@@ -1065,7 +1076,7 @@ static void run_pingpong(struct run *r)
 	struct vuser_buf *b[32];
 	uint64_t timeout_ns = (uint64_t)r->o.drain_ms * 1000000u;
 	uint64_t last_tx = 0, last_rx = 0;
-	double t_next_stats, t_last_stats;
+	double t_next_stats, t_last_stats, t_watch = 0;
 
 	if (!scratch)
 		return;
@@ -1083,8 +1094,9 @@ static void run_pingpong(struct run *r)
 			break;
 		if (r->o.duration && t - r->t_start >= r->o.duration)
 			break;
-		if (!(iter & 255)) {
+		if (!(iter & 255) && t >= t_watch) {
 			link_watch(r);
+			t_watch = t + WATCH_EVERY_S;
 			/* One frame in flight needs a peer: a round trip cannot outlive it. */
 			if (!r->link)
 				break;

@@ -15,6 +15,7 @@
 #ifndef VUSER_BASE_GATE_H
 #define VUSER_BASE_GATE_H
 
+#include <sched.h>
 #include <stdbool.h>
 
 #include "base/compat.h"
@@ -68,8 +69,15 @@ void vgate_sync(void);
 
 static inline void vgate_wait(const struct vgate *g)
 {
-	while (__atomic_load_n(&g->busy, __ATOMIC_ACQUIRE))
-		cpu_relax();
+	unsigned spins = 0;
+
+	while (__atomic_load_n(&g->busy, __ATOMIC_ACQUIRE)) {
+		/* A burst preempted on a busy machine needs the CPU to finish. */
+		if (++spins & 63)
+			cpu_relax();
+		else
+			sched_yield();
+	}
 }
 
 static inline void vgate_close(struct vgate *g)

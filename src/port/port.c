@@ -14,7 +14,6 @@
  * (server) or tries to reach it again with a bounded backoff (client).
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -97,29 +96,15 @@ static void close_fd(int *fd)
 
 /* ------------------------------------------------------ quiescing queues */
 
-/*
- * live and busy form a handshake in both directions (each side writes its
- * flag, then reads the other's): only sequentially consistent accesses keep
- * the write from passing the read, so that either the burst sees live == 0
- * or the control side sees busy == 1.
- */
+/* Stop the queue's bursts: after this no burst touches its ring (base/gate.h). */
 static void queue_stop(struct vport_queue *q)
 {
-	unsigned spins = 0;
-
-	__atomic_store_n(&q->live, 0, __ATOMIC_SEQ_CST);
-	while (__atomic_load_n(&q->busy, __ATOMIC_SEQ_CST)) {
-		/* A burst preempted on a busy machine needs the CPU to finish. */
-		if (++spins & 63)
-			cpu_relax();
-		else
-			sched_yield();
-	}
+	vgate_close(&q->gate);
 }
 
 static void queue_go(struct vport_queue *q)
 {
-	__atomic_store_n(&q->live, 1, __ATOMIC_SEQ_CST);
+	vgate_open(&q->gate, true);
 }
 
 /* ------------------------------------------------------- queues and rings */
@@ -597,6 +582,7 @@ VUSER_API int vuser_port_open_config(const struct vuser_port_config *cfg, struct
 	err = vuser_port_config_check(cfg);
 	if (err)
 		return err;
+	vgate_setup();
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return verr(-ENOMEM, "no memory for a port");

@@ -7,6 +7,7 @@
 
 #include "backend/backend.h"
 #include "base/arena.h"
+#include "base/gate.h"
 #include "base/pool.h"
 #include "ring/ring.h"
 #include "vuser/vuser.h"
@@ -14,14 +15,13 @@
 struct vport_queue {
 	alignas(64) struct vring_drv vq;
 	/*
-	 * The datapath sets busy for the length of a burst and touches the
-	 * ring only while live (link up and the pair enabled); the control
-	 * side clears live and waits for busy to drop before it changes the
-	 * ring, so a backend that dies mid-burst never has its rings reset
-	 * under a running burst.
+	 * The datapath runs a burst inside the gate and touches the ring only
+	 * while it is open (link up and the pair enabled); the control side
+	 * shuts it and waits for the burst to end before it changes the ring,
+	 * so a backend that dies mid-burst never has its rings reset under a
+	 * running burst.
 	 */
-	int busy;
-	int live;
+	struct vgate gate;
 	int kickfd;              /* -1 when closed */
 	int callfd;
 	bool enabled;            /* control only: its pair is enabled at the backend */

@@ -16,24 +16,19 @@
 #define VPORT_BURST 64
 
 /*
- * A burst runs between enter() and leave(). busy first, then live: the
- * control side writes live, then reads busy (port.c, queue_stop()), and the
- * sequentially consistent pair means one of the two sees the other. A burst
- * that finds the queue stopped leaves at once and moves nothing.
+ * A burst runs inside the queue's gate (base/gate.h; port.c's queue_stop()
+ * shuts it). A burst that finds the queue stopped leaves at once and moves
+ * nothing.
  */
 static inline bool enter(struct vport_queue *q)
 {
-	__atomic_store_n(&q->busy, 1, __ATOMIC_SEQ_CST);
-	if (likely(__atomic_load_n(&q->live, __ATOMIC_SEQ_CST)))
-		return true;
-	__atomic_store_n(&q->busy, 0, __ATOMIC_RELEASE);
-	return false;
+	return vgate_enter(&q->gate);
 }
 
 /* Everything the burst wrote, counters included, is done before the control side may look. */
 static inline void leave(struct vport_queue *q)
 {
-	__atomic_store_n(&q->busy, 0, __ATOMIC_RELEASE);
+	vgate_leave(&q->gate);
 }
 
 static inline void stat_add(uint64_t *c, uint64_t v)
@@ -227,7 +222,8 @@ VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 				break;
 			room -= b[j]->nb_segs;
 			bytes += len;
-			memset(vuser_buf_data(b[j]) - hdr, 0, hdr);
+			/* The header is always the 12-byte one (VERSION_1): a constant size inlines. */
+			memset(vuser_buf_data(b[j]) - hdr, 0, sizeof(struct virtio_net_hdr_mrg_rxbuf));
 			j++;
 		}
 		if (j > i) {
