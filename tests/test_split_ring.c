@@ -550,7 +550,7 @@ static void test_release(bool in_order)
 	CHECK_EQ(dev_pop(&f.dev, heads, 16), 10);
 	if (in_order) {
 		/* One entry for the first six chains; the caller takes two of them. */
-		dev_complete(&f.dev, heads[5], 0);
+		dev_complete_batch(&f.dev, heads[5], 0, 6);
 		n = vsplit_take_used(&f.vq, out, lens, 2, true);
 		CHECK_EQ(n, 2);
 	} else {
