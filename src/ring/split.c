@@ -72,7 +72,15 @@ void vsplit_destroy(struct vsplit *vq)
  */
 static inline void put_avail(struct vsplit *vq, uint16_t head)
 {
-	vq->avail->ring[vq->avail_idx & vq->mask] = head;
+	uint16_t *slot = &vq->avail->ring[vq->avail_idx & vq->mask];
+
+	/*
+	 * In order, a slot usually names the same head lap after lap: leave
+	 * its line alone then, so the device's copy stays valid and it reads
+	 * the slot without a transfer.
+	 */
+	if (READ_ONCE(*slot) != head)
+		WRITE_ONCE(*slot, head);
 	vq->avail_idx++;
 	vq->inflight++;
 }
