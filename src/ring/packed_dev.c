@@ -73,6 +73,7 @@ int vdpwalk_next(struct vdpacked *vq, struct vdpwalk *w, struct vdseg *seg)
 		uint64_t addr;
 		uint32_t len;
 		uint16_t flags;
+		int ret;
 
 		if (w->done)
 			return 0;
@@ -131,18 +132,9 @@ int vdpwalk_next(struct vdpacked *vq, struct vdpwalk *w, struct vdseg *seg)
 			if (!(flags & VRING_DESC_F_NEXT))
 				w->done = true;
 		}
-		if (flags & VRING_DESC_F_WRITE)
-			w->seen_write = true;
-		else if (unlikely(w->seen_write))
-			return violation(vq, "readable descriptor after a writable one");
-		if (!len)
-			continue;
-		seg->p = vmem_gpa(vq->mem, addr, len);
-		if (unlikely(!seg->p))
-			return violation(vq, "buffer outside the frontend's memory or across regions");
-		seg->len = len;
-		seg->write = flags & VRING_DESC_F_WRITE;
-		return 1;
+		ret = vdseg_check(vq->mem, addr, len, flags, &w->seen_write, seg, &vq->why);
+		if (ret)
+			return ret < 0 ? -EPROTO : 1;
 	}
 }
 

@@ -40,6 +40,33 @@ struct vdseg {
 	bool write;
 };
 
+/*
+ * The checks every buffer of a chain passes, in either layout: no readable
+ * buffer after a writable one, and the whole buffer inside one mapped
+ * region. 1 with *seg filled, 0 for an empty buffer (skip it), -1 with *why
+ * set.
+ */
+static inline int vdseg_check(const struct vmem *mem, uint64_t addr, uint32_t len, uint16_t flags,
+			      bool *seen_write, struct vdseg *seg, const char **why)
+{
+	if (flags & VRING_DESC_F_WRITE) {
+		*seen_write = true;
+	} else if (*seen_write) {
+		*why = "readable descriptor after a writable one";
+		return -1;
+	}
+	if (!len)
+		return 0;
+	seg->p = vmem_gpa(mem, addr, len);
+	if (!seg->p) {
+		*why = "buffer outside the frontend's memory or across regions";
+		return -1;
+	}
+	seg->len = len;
+	seg->write = flags & VRING_DESC_F_WRITE;
+	return 1;
+}
+
 /* Iterator over one chain; state is private and bounded. */
 struct vdwalk {
 	const struct vring_desc *table;

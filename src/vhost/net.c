@@ -196,35 +196,33 @@ static int copy_from_chain(struct vuser_vhost *v, struct vhq *r, struct walk *w,
  * prefetches nothing.
  */
 #define PREFETCH_AHEAD 3
-static inline void prefetch_chain(const struct vdsplit *vq, uint16_t i)
+static inline void prefetch_buf(const struct vmem *mem, uint64_t addr)
 {
-	uint16_t head = READ_ONCE(vq->avail->ring[(uint16_t)(vq->last_avail + i) & vq->mask]);
-	const uint8_t *p;
+	const uint8_t *p = vmem_gpa(mem, addr, 128);
 
-	if (head >= vq->size)
-		return;
-	p = vmem_gpa(vq->mem, READ_ONCE(vq->desc[head].addr), 128);
 	if (!p)
 		return;
 	__builtin_prefetch(p);
 	__builtin_prefetch(p + 64);
 }
 
+static inline void prefetch_chain(const struct vdsplit *vq, uint16_t i)
+{
+	uint16_t head = READ_ONCE(vq->avail->ring[(uint16_t)(vq->last_avail + i) & vq->mask]);
+
+	if (head < vq->size)
+		prefetch_buf(vq->mem, READ_ONCE(vq->desc[head].addr));
+}
+
 /* The same for a packed ring, guessing one descriptor per chain. */
 static inline void prefetch_packed(const struct vdpacked *vq, unsigned ahead)
 {
 	unsigned pos = vq->avail_pos + ahead;
-	const uint8_t *p;
 
 	if (pos >= vq->size)
 		pos -= vq->size;
-	if (pos >= vq->size)
-		return;
-	p = vmem_gpa(vq->mem, READ_ONCE(vq->desc[pos].addr), 128);
-	if (!p)
-		return;
-	__builtin_prefetch(p);
-	__builtin_prefetch(p + 64);
+	if (pos < vq->size)
+		prefetch_buf(vq->mem, READ_ONCE(vq->desc[pos].addr));
 }
 
 /*
