@@ -203,7 +203,6 @@ static int rings_layout(struct vuser_port *p)
 		vring_destroy(&q->vq);
 		if (vring_init(&q->vq, packed, q->mem, size, in_order))
 			return verr(-ENOMEM, "no memory for ring state");
-		vring_set_event_idx(&q->vq, p->features & BIT(VIRTIO_RING_F_EVENT_IDX));
 		q->refill_min = size / 4 < 16 ? (uint16_t)(size / 4) : 16;
 		if (!q->refill_min)
 			q->refill_min = 1;
@@ -279,8 +278,7 @@ static int negotiate(struct vuser_port *p)
 	 * VIRTIO_RING_F_EVENT_IDX is not asked for: it would move the device's
 	 * kick wish off used->idx's cache line, which helps against vuser's
 	 * vhost, but DPDK's vhost then does more work per burst and moves
-	 * fewer frames (24.5 -> 23.0 Mpps at 64 bytes here). The split
-	 * driver keeps its support (vring_set_event_idx) for when it pays.
+	 * fewer frames (24.5 -> 23.0 Mpps at 64 bytes here).
 	 */
 	p->features = p->backend_features & want;
 	/* A backend without packed rings gets split ones, which need a power of two. */

@@ -67,13 +67,6 @@ static inline const uint64_t *vring_errors(const struct vring_drv *r)
 	return r->packed ? &r->p.errors : &r->s.errors;
 }
 
-/* Split rings only: decide kicks from avail_event (VIRTIO_RING_F_EVENT_IDX). */
-static inline void vring_set_event_idx(struct vring_drv *r, bool on)
-{
-	if (!r->packed)
-		r->s.event_idx = on;
-}
-
 /* The three areas as vhost-user's SET_VRING_ADDR names them. */
 static inline void vring_addrs(const struct vring_drv *r, uint64_t *desc, uint64_t *avail,
 			       uint64_t *used)

@@ -145,28 +145,12 @@ bool vsplit_publish(struct vsplit *vq)
 	 * the idx update, to ensure the device sees the most up-to-date copy"
 	 * of the descriptors and ring entries: a release store.
 	 */
-	uint16_t old = vq->kick_idx, now = vq->avail_idx;
-
-	__atomic_store_n(&vq->avail->idx, now, __ATOMIC_RELEASE);
+	__atomic_store_n(&vq->avail->idx, vq->avail_idx, __ATOMIC_RELEASE);
 	/*
 	 * 2.6.13.7: the driver must make the idx update visible before it reads
-	 * the device's wish, or both sides can miss each other: a full fence.
+	 * the device's flags, or both sides can miss each other: a full fence.
 	 */
 	vfence_full();
-	vq->kick_idx = now;
-	if (vq->event_idx) {
-		/*
-		 * 2.6.7.2: avail_event, after the used ring. Unlike used->flags
-		 * it does not share a line with used->idx, which the device
-		 * writes on every burst: reading it costs no transfer.
-		 */
-		const uint16_t *avail_event =
-			(const uint16_t *)((const uint8_t *)vq->used + offsetof(struct vring_used, ring) +
-					   (size_t)vq->size * sizeof(struct vring_used_elem));
-		uint16_t event = __atomic_load_n(avail_event, __ATOMIC_RELAXED);
-
-		return (uint16_t)(now - event - 1) < (uint16_t)(now - old);
-	}
 	return !(READ_ONCE(vq->used->flags) & VRING_USED_F_NO_NOTIFY);
 }
 

@@ -41,8 +41,6 @@ struct vsplit {
 	uint16_t batch_done;    /* chains of a batch entry already taken, and ... */
 	struct vring_used_elem batch_entry;   /* ... that entry, as first read */
 	bool in_order;
-	bool event_idx;         /* VIRTIO_RING_F_EVENT_IDX: kicks follow the device's avail_event */
-	uint16_t kick_idx;      /* avail idx at the last kick decision */
 	uint16_t *next;         /* free list and chain links */
 	struct vsplit_slot *slots;
 	uint64_t errors;        /* used entries that broke the rules */

@@ -513,7 +513,8 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 		struct src_pos src = { f, 0, f->pkt_len };
 		uint32_t hdr_left = hdr_len;
 		uint8_t *nb_ptr[2] = { NULL, NULL };
-		struct vdpacked_mark mark = vdpacked_mark(&r->pq);
+		/* Packed only: where to give this frame's chains back if it does not fit. */
+		struct vdpacked_mark mark = { 0 };
 		uint16_t nbufs = 0;
 
 		if (f->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM && !guest_csum)
@@ -523,6 +524,8 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 			h.csum_start = f->vnet.csum_start;
 			h.csum_offset = f->vnet.csum_offset;
 		}
+		if (r->packed)
+			mark = vdpacked_mark(&r->pq);
 		while (src.left || hdr_left) {
 			struct walk w;
 			int head = 0, wl;

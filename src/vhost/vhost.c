@@ -439,12 +439,9 @@ static int h_set_vring_base(struct vuser_vhost *v, struct vmsg *m)
 	 * and a frontend may put the used ones in bits 16..31; with nothing in
 	 * flight at a start they are the same, so the low half is what counts.
 	 */
-	if (v->features & BIT(VIRTIO_F_RING_PACKED))
-		m->ring->base = (uint16_t)m->p.state.num;
-	else if (m->p.state.num > 0xffff)
+	if (!(v->features & BIT(VIRTIO_F_RING_PACKED)) && m->p.state.num > 0xffff)
 		return bad(m, "base beyond a 16-bit index");
-	else
-		m->ring->base = (uint16_t)m->p.state.num;
+	m->ring->base = (uint16_t)m->p.state.num;
 	return MSG_OK;
 }
 
