@@ -1042,7 +1042,12 @@ static void rx_free(struct vuser_buf **b, int n)
 }
 
 /* The device delivers one correct frame; the port must hand it over intact. */
-static void rx_good(struct rxt *t, const char *after)
+/*
+ * A frame of FRAME_LEN in one buffer the device did not fill, its header
+ * saying num_buffers: it arrives whole whatever that says, since only a
+ * filled buffer can be followed by more of its frame (5.1.6.4.2).
+ */
+static void rx_short(struct rxt *t, uint16_t num_buffers, const char *after)
 {
 	uint8_t frame[FRAME_LEN];
 	struct vuser_buf *out[8];
@@ -1058,7 +1063,7 @@ static void rx_good(struct rxt *t, const char *after)
 	}
 	CHECK(cap >= HDR_LEN + FRAME_LEN);
 	make_frame(frame, FRAME_LEN, seed);
-	dev_rx_write(buf, 1, frame, FRAME_LEN);
+	dev_rx_write(buf, num_buffers, frame, FRAME_LEN);
 	dev_used_put(&t->d.rx, head, HDR_LEN + FRAME_LEN);
 	t->done++;
 	nb = vuser_rx_burst(t->p, 0, out, 8);
@@ -1074,6 +1079,11 @@ static void rx_good(struct rxt *t, const char *after)
 	check_pool(t->p, &t->d, t->done, 0, 0, after);
 	if (t_failures != before)
 		fprintf(stderr, "  rx: a good frame after %s\n", after);
+}
+
+static void rx_good(struct rxt *t, const char *after)
+{
+	rx_short(t, 1, after);
 }
 
 /*
@@ -1323,11 +1333,15 @@ static void rx_run(bool in_order)
 	rx_bad_entry(&t, 1, 0, false, "used len 0");
 	rx_good(&t, "used len 0");
 
-	/* (4) num_buffers that cannot be */
-	rx_bad_entry(&t, 0, HDR_LEN + FRAME_LEN, false, "num_buffers 0");
+	/* (4) num_buffers that cannot be, in a buffer the device filled */
+	rx_bad_entry(&t, 0, 0, true, "num_buffers 0");
 	rx_good(&t, "num_buffers 0");
-	rx_bad_entry(&t, QSIZE + 1, HDR_LEN + FRAME_LEN, false, "num_buffers beyond the ring");
+	rx_bad_entry(&t, QSIZE + 1, 0, true, "num_buffers beyond the ring");
 	rx_good(&t, "num_buffers beyond the ring");
+	/* ... and in one it did not fill, where the frame ends whatever it says */
+	rx_short(&t, 0, "num_buffers 0 in a short buffer");
+	rx_short(&t, 3, "num_buffers 3 in a short buffer");
+	rx_good(&t, "num_buffers in short buffers");
 
 	/*
 	 * (5) used->idx more than a ring ahead. Every slot the claim covers

@@ -105,7 +105,14 @@ VUSER_API int vuser_rx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 					rx_drop(m, &drops);
 					continue;
 				}
-				if (p->mrg_rxbuf) {
+				/*
+				 * A device spreads a frame over more buffers only after
+				 * filling each but the last (5.1.6.4.2): a buffer it did
+				 * not fill holds a whole frame, and its header (whose
+				 * other fields need offloads the port does not offer) is
+				 * not worth a cache miss.
+				 */
+				if (p->mrg_rxbuf && len >= m->room - (VUSER_BUF_HEADROOM - hdr)) {
 					/* Read once: the device could change it under us. */
 					nbufs = READ_ONCE(h->num_buffers);
 					if (unlikely(nbufs == 0 || nbufs > vring_size(&q->vq))) {
