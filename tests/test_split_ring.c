@@ -130,15 +130,15 @@ static void fx_init(struct fx *f, unsigned size, unsigned nbufs, bool in_order)
 			       .used = f->vq.used, .size = size };
 }
 
-/* Every buffer exactly once in the free ring: no loss, no double free. */
+/* Every buffer exactly once on the free stack: no loss, no double free. */
 static void check_pool_whole(const struct vuser_pool *p)
 {
 	uint8_t *seen = calloc(p->nb, 1);
 	unsigned nfree = vpool_count_free(p), dup = 0, bad = 0;
 
 	CHECK_EQ(nfree, p->nb);
-	for (unsigned i = 0; i < nfree && i <= p->mask; i++) {
-		struct vuser_buf *b = p->ring[(p->cons.tail + i) & p->mask];
+	for (unsigned i = 0; i < nfree && i < p->nb; i++) {
+		struct vuser_buf *b = p->stack[i];
 		ptrdiff_t k = b - p->bufs;
 
 		if (k < 0 || (size_t)k >= p->nb)

@@ -9,24 +9,21 @@
 
 int vpool_init(struct vuser_pool *pool, struct varena *a, unsigned n)
 {
-	uint32_t cap = 1;
 	uint8_t *mem;
 
-	while (cap < n)
-		cap <<= 1;
 	mem = varena_carve(a, vpool_mem_size(n), 64);
 	if (!mem)
 		return verr(-ENOMEM, "arena too small for %u buffers", n);
 	pool->bufs = calloc(n, sizeof(*pool->bufs));
-	pool->ring = calloc(cap, sizeof(*pool->ring));
-	if (!pool->bufs || !pool->ring) {
+	pool->stack = calloc(n, sizeof(*pool->stack));
+	if (!pool->bufs || !pool->stack) {
 		vpool_destroy(pool);
 		return verr(-ENOMEM, "no memory for %u buffer descriptors", n);
 	}
 	pool->nb = n;
-	pool->mask = cap - 1;
 	pool->mem_lo = mem;
 	pool->mem_hi = mem + vpool_mem_size(n);
+	/* Backwards, so that the first buffers taken are the lowest in memory. */
 	for (unsigned i = 0; i < n; i++) {
 		struct vuser_buf *b = &pool->bufs[i];
 
@@ -35,85 +32,78 @@ int vpool_init(struct vuser_pool *pool, struct varena *a, unsigned n)
 		b->iova = (uint64_t)(uintptr_t)b->base;
 		b->pool = pool;
 		vbuf_reset(b);
-		pool->ring[i] = b;
+		pool->stack[n - 1 - i] = b;
 	}
-	pool->prod.head = pool->prod.tail = n;
-	pool->cons.head = pool->cons.tail = 0;
+	pool->lock = 0;
+	pool->top = n;
 	return 0;
 }
 
 void vpool_destroy(struct vuser_pool *pool)
 {
 	free(pool->bufs);
-	free(pool->ring);
+	free(pool->stack);
 	pool->bufs = NULL;
-	pool->ring = NULL;
+	pool->stack = NULL;
 }
 
 /*
- * Wait for earlier claimers to publish. A claimer preempted between its CAS
- * and its publish holds everyone up, so after a short spin give the CPU
- * away: with more threads than cores, spinning only delays it further.
- *
- * The load acquires: our own publish is a plain store, which does not carry
- * an earlier claimer's release along, so a thread that acquires our tail
- * sees the earlier claimer's slots only if we synchronized with it first.
+ * The lock is held for a copy of at most a burst of pointers; a holder that
+ * was preempted is waited for with the CPU given up now and then.
  */
-static void wait_turn(const uint32_t *tail, uint32_t head)
+static void lock(struct vuser_pool *pool)
 {
 	unsigned spins = 0;
 
-	while (__atomic_load_n(tail, __ATOMIC_ACQUIRE) != head) {
-		if (++spins & 63)
-			cpu_relax();
-		else
-			sched_yield();
+	while (__atomic_exchange_n(&pool->lock, 1, __ATOMIC_ACQUIRE)) {
+		while (__atomic_load_n(&pool->lock, __ATOMIC_RELAXED)) {
+			if (++spins & 63)
+				cpu_relax();
+			else
+				sched_yield();
+		}
 	}
 }
 
-/*
- * Both directions follow one protocol: claim a span by moving `head` with a
- * CAS, copy, then wait for earlier claimers to publish and move `tail` with a
- * release store, which makes the copied pointers visible to the other side.
- */
+static void unlock(struct vuser_pool *pool)
+{
+	__atomic_store_n(&pool->lock, 0, __ATOMIC_RELEASE);
+}
+
 unsigned vpool_get(struct vuser_pool *pool, struct vuser_buf **b, unsigned n)
 {
-	uint32_t head, next, avail;
+	uint32_t top;
 
-	/* An empty claim would wait for a tail that has already moved past it. */
 	if (!n)
 		return 0;
-	head = __atomic_load_n(&pool->cons.head, __ATOMIC_RELAXED);
-	do {
-		avail = __atomic_load_n(&pool->prod.tail, __ATOMIC_ACQUIRE) - head;
-		if (avail < n)
-			return 0;
-		next = head + n;
-	} while (!__atomic_compare_exchange_n(&pool->cons.head, &head, next, true,
-					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	lock(pool);
+	top = pool->top;
+	if (top < n) {
+		unlock(pool);
+		return 0;
+	}
+	top -= n;
+	/* The most recently freed first: their lines are the likeliest to be in cache. */
 	for (unsigned i = 0; i < n; i++)
-		b[i] = pool->ring[(head + i) & pool->mask];
-	wait_turn(&pool->cons.tail, head);
-	__atomic_store_n(&pool->cons.tail, next, __ATOMIC_RELEASE);
+		b[i] = pool->stack[top + n - 1 - i];
+	__atomic_store_n(&pool->top, top, __ATOMIC_RELAXED);
+	unlock(pool);
 	return n;
 }
 
 void vpool_put(struct vuser_pool *pool, struct vuser_buf *const *b, unsigned n)
 {
-	uint32_t head, next;
+	uint32_t top;
 
 	if (!n)
 		return;
-	/* The ring holds every buffer of the pool, so a put never finds it full. */
-	head = __atomic_load_n(&pool->prod.head, __ATOMIC_RELAXED);
-	do {
-		next = head + n;
-	} while (!__atomic_compare_exchange_n(&pool->prod.head, &head, next, true,
-					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	lock(pool);
+	/* The stack holds every buffer of the pool, so a put never finds it full. */
+	top = pool->top;
 	for (unsigned i = 0; i < n; i++)
-		pool->ring[(head + i) & pool->mask] = b[i];
-	wait_turn(&pool->prod.tail, head);
-	__atomic_store_n(&pool->prod.tail, next, __ATOMIC_RELEASE);
+		pool->stack[top + i] = b[i];
+	__atomic_store_n(&pool->top, top + n, __ATOMIC_RELAXED);
+	unlock(pool);
 }
 
 void vpool_put_chains(struct vuser_buf *const *b, unsigned n)
@@ -139,6 +129,5 @@ void vpool_put_chains(struct vuser_buf *const *b, unsigned n)
 
 unsigned vpool_count_free(const struct vuser_pool *pool)
 {
-	return __atomic_load_n(&pool->prod.tail, __ATOMIC_RELAXED) -
-	       __atomic_load_n(&pool->cons.tail, __ATOMIC_RELAXED);
+	return __atomic_load_n(&pool->top, __ATOMIC_RELAXED);
 }
