@@ -30,6 +30,20 @@ static inline void vfence_full(void)
 }
 
 /*
+ * Ask for a line in a state that lets this core write it without another
+ * transfer. Where the instruction is missing (older Intel) it decodes as a
+ * no-op.
+ */
+static inline void vprefetch_w(const void *p)
+{
+#if defined(__x86_64__)
+	__asm__ volatile("prefetchw %0" ::"m"(*(const char *)p));
+#else
+	__builtin_prefetch(p, 1, 3);
+#endif
+}
+
+/*
  * Copy n bytes where n is usually small (a 64-byte frame, a 12-byte header):
  * fixed-size overlapping moves the compiler inlines, instead of a call into
  * the C library that costs more than the copy.

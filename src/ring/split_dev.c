@@ -15,6 +15,7 @@ void vdsplit_init(struct vdsplit *vq, const struct vmem *mem, void *desc, void *
 	vq->size = (uint16_t)size;
 	vq->mask = (uint16_t)(size - 1);
 	vq->last_avail = base;
+	vq->avail_seen = base;
 	vq->used_idx = base;
 	vq->signalled = base;
 	vq->event_idx = event_idx;
@@ -30,6 +31,7 @@ void vdsplit_remap(struct vdsplit *vq, void *desc, void *avail, void *used, bool
 	vq->desc = desc;
 	vq->avail = avail;
 	vq->used = used;
+	vq->avail_seen = vq->last_avail;
 	vq->event_idx = event_idx;
 	vq->indirect = indirect;
 	WRITE_ONCE(vq->used->flags, VRING_USED_F_NO_NOTIFY);
@@ -49,6 +51,7 @@ int vdsplit_avail_count(struct vdsplit *vq)
 
 	if (unlikely(n > vq->size))
 		return violation(vq, "avail idx moved by more than the ring size");
+	vq->avail_seen = idx;
 	return n;
 }
 

@@ -24,6 +24,7 @@ struct vdsplit {
 	uint16_t size;
 	uint16_t mask;
 	uint16_t last_avail;     /* next avail entry to take */
+	uint16_t avail_seen;     /* avail idx as last read: entries before it are there */
 	uint16_t used_idx;       /* next used index to publish */
 	uint16_t signalled;      /* used idx at the last notification (event idx) */
 	bool event_idx;
@@ -101,6 +102,20 @@ static inline uint64_t vdsplit_used_bytes(unsigned size) { return 4 + 8ull * siz
  * when its index moved by more than the ring holds.
  */
 int vdsplit_avail_count(struct vdsplit *vq);
+
+/*
+ * At least want entries, from what the last read of the index showed when
+ * that is enough (the driver only ever adds entries), else from a new read:
+ * a device that fills buffers the driver posted long ago then need not
+ * fetch the index's line, which the driver writes at every refill. Fewer
+ * than want means fewer are there; -EPROTO as vdsplit_avail_count().
+ */
+static inline int vdsplit_avail_atleast(struct vdsplit *vq, unsigned want)
+{
+	uint16_t known = (uint16_t)(vq->avail_seen - vq->last_avail);
+
+	return known >= want && known <= vq->size ? known : vdsplit_avail_count(vq);
+}
 
 /* The head at avail position last_avail + i, checked; -EPROTO when out of range. */
 int vdsplit_head(struct vdsplit *vq, uint16_t i);

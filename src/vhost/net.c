@@ -499,6 +499,46 @@ static int fill_chain(struct vhq *r, struct walk *w, const uint8_t *hdr, uint32_
 	return ret < 0 ? ret : (int)written;
 }
 
+/*
+ * Called when a receive burst found nothing: bring the frontend's next
+ * receive buffer (its descriptor, and its first two lines for writing) into
+ * this core's cache, so that the frame that arrives next can be answered
+ * without waiting on those transfers. The frontend does not touch a buffer
+ * it has made available, so nobody is robbed of a line it needs. A hint
+ * only: nothing read here is trusted or kept.
+ */
+void vhost_warm_tx(struct vuser_vhost *v, struct vhq *r)
+{
+	uint64_t addr = 0;
+	const uint8_t *p;
+
+	(void)v;
+	if (unlikely(!enter(r)))
+		return;
+	if (r->packed) {
+		const struct vring_packed_desc *d = &r->pq.desc[r->pq.avail_pos];
+
+		if (vdpacked_avail(&r->pq))
+			addr = READ_ONCE(d->addr);
+		p = addr ? vmem_gpa(r->pq.mem, addr, 128) : NULL;
+	} else {
+		const struct vdsplit *vq = &r->vq;
+		uint16_t head;
+
+		if (READ_ONCE(vq->avail->idx) != vq->last_avail) {
+			head = READ_ONCE(vq->avail->ring[vq->last_avail & vq->mask]);
+			if (head < vq->size)
+				addr = READ_ONCE(vq->desc[head].addr);
+		}
+		p = addr ? vmem_gpa(vq->mem, addr, 128) : NULL;
+	}
+	if (p) {
+		vprefetch_w(p);
+		vprefetch_w(p + 64);
+	}
+	leave(r);
+}
+
 int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigned n)
 {
 	const bool mrg = v->features & BIT(VIRTIO_NET_F_MRG_RXBUF);
@@ -512,7 +552,7 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 	if (unlikely(!enter(r)))
 		return 0;
 	if (!r->packed) {
-		avail = vdsplit_avail_count(&r->vq);
+		avail = vdsplit_avail_atleast(&r->vq, n);
 		if (unlikely(avail < 0))
 			goto violation;
 	}
@@ -548,6 +588,10 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 				w.packed = true;
 				vdpwalk_start(&r->pq, &w.p, true);
 			} else {
+				/* Merged frames may need more than the count read at the start. */
+				if ((int)(used + nbufs) >= avail &&
+				    (avail = vdsplit_avail_atleast(&r->vq, used + nbufs + 1)) < 0)
+					goto violation;
 				if ((int)(used + nbufs) >= avail)
 					break;
 				head = vdsplit_head(&r->vq, (uint16_t)(used + nbufs));

@@ -1111,7 +1111,12 @@ VUSER_API int vuser_vhost_rx_burst(struct vuser_vhost *v, unsigned q, struct vus
 {
 	if (unlikely(q >= v->cfg.queues))
 		return -EINVAL;
-	return vhost_rx(v, &v->rings[2 * q + 1], b, n);
+	int got = vhost_rx(v, &v->rings[2 * q + 1], b, n);
+
+	/* Idle: get ready to answer, the likeliest thing to happen next. */
+	if (!got)
+		vhost_warm_tx(v, &v->rings[2 * q]);
+	return got;
 }
 
 VUSER_API int vuser_vhost_tx_burst(struct vuser_vhost *v, unsigned q, struct vuser_buf **b,
