@@ -303,8 +303,13 @@ HOW = """## How
   frontends (vuser port, DPDK virtio_user, memif client) on core 0, backends
   (vuser vhost, DPDK vhost, memif server) on core 1. DPDK is testpmd from Debian
   (`--no-huge -m 1024`, default mbuf pool), driven at its prompt.
-- Frames: vuser-pmd's txonly writes a full UDP/IPv4 frame into every buffer
-  (as testpmd's txonly does); rxonly receivers read and free every frame.
+- Frames: vuser-pmd's txonly writes every byte of a UDP/IPv4 frame into every
+  buffer. testpmd's txonly writes only the 42 bytes of Ethernet, IPv4 and UDP
+  headers and leaves the payload as the buffer held it, which favours DPDK's
+  senders more as frames grow (at 64 bytes both write one cache line). Both
+  rxonly receivers count and free every frame without reading its payload; a
+  vhost device copies every frame out of the frontend's memory whatever its
+  mode.
 - Who reads each rate, so that both sides of a comparison have the same reader:
   pair 1 the DPDK vhost's Rx-pps; pair 2 the DPDK vhost's Tx-pps; pair 3 DPDK
   virtio_user's Tx-pps; pair 3b DPDK virtio_user's Rx-pps; pair 4 each sender's
