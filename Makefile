@@ -22,7 +22,7 @@ LDLIBS := -lpthread
 
 LIB_SRCS := $(wildcard src/base/*.c src/ring/*.c src/backend/*.c src/port/*.c src/vhost/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
-TOOLS := $(BUILD)/vuser-pmd
+TOOLS := $(BUILD)/vuser-pmd $(BUILD)/linebounce
 TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 # Programs the test scripts drive (not run on their own).
@@ -47,6 +47,10 @@ $(BUILD)/libvuser.so: $(LIB_OBJS) src/libvuser.map
 # Tools and tests link the static library: they run from the build tree.
 $(BUILD)/vuser-pmd: tools/vuser-pmd.c $(BUILD)/libvuser.a $(HDRS)
 	$(CC) $(CFLAGS_COMMON) $< -o $@ $(BUILD)/libvuser.a $(LDLIBS) -lm
+
+# The bench's measure of a cache line's round trip between two cores.
+$(BUILD)/linebounce: bench/linebounce.c
+	$(CC) $(CFLAGS_COMMON) $< -o $@ $(LDLIBS)
 
 # Unit tests may reach internal symbols, so they link the objects directly.
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libvuser.a $(HDRS) tests/testlib.h

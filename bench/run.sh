@@ -454,6 +454,14 @@ for size in "${LAT_SIZES[@]}"; do
 done
 tpi_quit VH >>"$BLOG"
 
+# The floor under the ping-pongs: one cache line from core 0 to core 1 and
+# back (bench/linebounce.c).
+for ((rep = 1; rep <= REPEAT; rep++)); do
+	progress "cache line round trip between cores 0 and 1, run $rep of $REPEAT"
+	ns=$("$VUSER_BUILD/linebounce" 0 1 2000000 2>>"$BLOG") || ns=nan
+	rec B "$rep" "$ns"
+done
+
 progress "memory"
 memory >>"$BLOG"
 

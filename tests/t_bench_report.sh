@@ -28,6 +28,10 @@ tab() { local IFS=$'\t'; echo "$*"; }
 	tab L Ld split 64 1 1000 3000 100 0
 	tab L Ld packed 64 1 800 1500 100 0
 	tab L Lv packed 64 1 nan nan 0 0
+	# The line round trip: 300, 250, 200 ns (median 250).
+	tab B 1 300.0
+	tab B 2 250.0
+	tab B 3 200.0
 	tab M defaults vuser 4476928 6352 6352 4368 19000 20000
 	tab M q8 dpdk 47290368 49766 49766 46182 1227571 20000
 } >"$raw"
@@ -71,6 +75,9 @@ check "latency split: 0.90 us median, 2.00 us p99, ratio 0.90" \
 	grep -qF '| vuser port <-> vuser vhost macswap | split | 64 | 0.90 | 2.00 | 0.90 (not met) |' "$md"
 check "latency packed via vuser vhost: n/a" \
 	grep -qF '| vuser port <-> vuser vhost macswap | packed | 64 | n/a: vuser vhost offers no packed rings yet |' "$md"
+check "line round trip: median 250 ns of 3 runs" grep -qF 'takes 250 ns here (`bench/linebounce.c`, median of 3 runs)' "$md"
+check "latency in line round trips: split 900/250 and 1000/250" \
+	grep -qF 'split, vuser vhost 3.6 and DPDK vhost 4.0' "$md"
 check "memory: defaults arena 4.3 MiB, VmHWM 6.2 MiB" grep -qE '^\| path=\.\.\. \(defaults.*\| 4\.3 \| 6\.2 \|' "$md"
 check "the settings line" grep -qF '3 run(s) per point, median shown; 2 s measured after 0.5 s' "$md"
 check "README: block replaced" grep -qF 'Latest run: 2026-01-01 00:00 UTC, `bash bench/run.sh`' "$readme"
