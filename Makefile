@@ -50,6 +50,7 @@ $(BUILD)/vuser-pmd: tools/vuser-pmd.c $(BUILD)/libvuser.a $(HDRS)
 
 # The bench's measure of a cache line's round trip between two cores.
 $(BUILD)/linebounce: bench/linebounce.c
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) $< -o $@ $(LDLIBS)
 
 # Unit tests may reach internal symbols, so they link the objects directly.
