@@ -66,6 +66,6 @@ struct vuser_vhost {
 /* Datapath, in net.c. */
 int vhost_rx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigned n);
 int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigned n);
-void vhost_warm_tx(struct vuser_vhost *v, struct vhq *r);
+void vhost_warm_tx(struct vhq *r);
 
 #endif

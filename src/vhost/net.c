@@ -197,11 +197,32 @@ static int copy_from_chain(struct vuser_vhost *v, struct vhq *r, struct walk *w,
 }
 
 /*
+ * Where the first buffer of the chain i places on sits, read without any
+ * check (0 when the slot names no descriptor): for the hints below only,
+ * nothing read here is trusted or kept. A packed ring is guessed to hold one
+ * descriptor per chain.
+ */
+static inline uint64_t split_addr_ahead(const struct vdsplit *vq, uint16_t i)
+{
+	uint16_t head = READ_ONCE(vq->avail->ring[(uint16_t)(vq->last_avail + i) & vq->mask]);
+
+	return head < vq->size ? READ_ONCE(vq->desc[head].addr) : 0;
+}
+
+static inline uint64_t packed_addr_ahead(const struct vdpacked *vq, unsigned i)
+{
+	unsigned pos = vq->avail_pos + i;
+
+	if (pos >= vq->size)
+		pos -= vq->size;
+	return pos < vq->size ? READ_ONCE(vq->desc[pos].addr) : 0;
+}
+
+/*
  * Ask for the start of a chain some frames ahead while this one is copied:
  * its first line would otherwise stall a copy on a transfer from the
  * driver's core. The header's line only when it will be read (it mostly
- * shares no line with the frame). A hint only: nothing read here is
- * trusted or kept, and a bad index or address prefetches nothing.
+ * shares no line with the frame). A bad address prefetches nothing.
  */
 #define PREFETCH_AHEAD 3
 static inline void prefetch_buf(const struct vmem *mem, uint64_t addr, bool hdr)
@@ -215,25 +236,6 @@ static inline void prefetch_buf(const struct vmem *mem, uint64_t addr, bool hdr)
 	__builtin_prefetch(p + VHDR);
 }
 
-static inline void prefetch_chain(const struct vdsplit *vq, uint16_t i, bool hdr)
-{
-	uint16_t head = READ_ONCE(vq->avail->ring[(uint16_t)(vq->last_avail + i) & vq->mask]);
-
-	if (head < vq->size)
-		prefetch_buf(vq->mem, READ_ONCE(vq->desc[head].addr), hdr);
-}
-
-/* The same for a packed ring, guessing one descriptor per chain. */
-static inline void prefetch_packed(const struct vdpacked *vq, unsigned ahead, bool hdr)
-{
-	unsigned pos = vq->avail_pos + ahead;
-
-	if (pos >= vq->size)
-		pos -= vq->size;
-	if (pos < vq->size)
-		prefetch_buf(vq->mem, READ_ONCE(vq->desc[pos].addr), hdr);
-}
-
 /*
  * The packed ring does not say how many chains wait: take buffers for a
  * burst once the first chain is there, and give back what was not needed.
@@ -243,6 +245,7 @@ static int rx_packed(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b,
 	struct vuser_buf *fresh[VHOST_BURST];
 	struct vdpacked *pq = &r->pq;
 	unsigned want = n < VHOST_BURST ? n : VHOST_BURST;
+	const bool read_hdr = v->features & BIT(VIRTIO_NET_F_CSUM);
 	uint64_t bytes = 0, drops = 0;
 	unsigned nb = 0, taken = 0;
 
@@ -258,7 +261,7 @@ static int rx_packed(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b,
 
 		if (taken && !vdpacked_avail(pq))
 			break;
-		prefetch_packed(pq, PREFETCH_AHEAD, v->features & BIT(VIRTIO_NET_F_CSUM));
+		prefetch_buf(pq->mem, packed_addr_ahead(pq, PREFETCH_AHEAD), read_hdr);
 		vdpwalk_start(pq, &w.p, false);
 		vbuf_reset(fresh[taken]);
 		ret = copy_from_chain(v, r, &w, fresh[taken], &b[nb]);
@@ -289,6 +292,7 @@ static int rx_packed(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b,
 int vhost_rx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigned n)
 {
 	struct vuser_buf *fresh[VHOST_BURST];
+	const bool read_hdr = v->features & BIT(VIRTIO_NET_F_CSUM);
 	uint64_t bytes = 0, drops = 0;
 	unsigned nb = 0, taken = 0;
 	uint16_t last = 0;
@@ -318,8 +322,9 @@ int vhost_rx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 		int ret;
 
 		if (taken + PREFETCH_AHEAD < (unsigned)avail)
-			prefetch_chain(&r->vq, (uint16_t)(taken + PREFETCH_AHEAD),
-				       v->features & BIT(VIRTIO_NET_F_CSUM));
+			prefetch_buf(r->vq.mem,
+				     split_addr_ahead(&r->vq, (uint16_t)(taken + PREFETCH_AHEAD)),
+				     read_hdr);
 
 		if (unlikely(head < 0))
 			goto violation_free;
@@ -507,30 +512,21 @@ static int fill_chain(struct vhq *r, struct walk *w, const uint8_t *hdr, uint32_
  * it has made available, so nobody is robbed of a line it needs. A hint
  * only: nothing read here is trusted or kept.
  */
-void vhost_warm_tx(struct vuser_vhost *v, struct vhq *r)
+void vhost_warm_tx(struct vhq *r)
 {
 	uint64_t addr = 0;
 	const uint8_t *p;
 
-	(void)v;
 	if (unlikely(!enter(r)))
 		return;
 	if (r->packed) {
-		const struct vring_packed_desc *d = &r->pq.desc[r->pq.avail_pos];
-
 		if (vdpacked_avail(&r->pq))
-			addr = READ_ONCE(d->addr);
+			addr = packed_addr_ahead(&r->pq, 0);
 		p = addr ? vmem_gpa(r->pq.mem, addr, 128) : NULL;
 	} else {
-		const struct vdsplit *vq = &r->vq;
-		uint16_t head;
-
-		if (READ_ONCE(vq->avail->idx) != vq->last_avail) {
-			head = READ_ONCE(vq->avail->ring[vq->last_avail & vq->mask]);
-			if (head < vq->size)
-				addr = READ_ONCE(vq->desc[head].addr);
-		}
-		p = addr ? vmem_gpa(vq->mem, addr, 128) : NULL;
+		if (READ_ONCE(r->vq.avail->idx) != r->vq.last_avail)
+			addr = split_addr_ahead(&r->vq, 0);
+		p = addr ? vmem_gpa(r->vq.mem, addr, 128) : NULL;
 	}
 	if (p) {
 		vprefetch_w(p);
@@ -588,12 +584,14 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 				w.packed = true;
 				vdpwalk_start(&r->pq, &w.p, true);
 			} else {
-				/* Merged frames may need more than the count read at the start. */
-				if ((int)(used + nbufs) >= avail &&
-				    (avail = vdsplit_avail_atleast(&r->vq, used + nbufs + 1)) < 0)
-					goto violation;
-				if ((int)(used + nbufs) >= avail)
-					break;
+				if ((int)(used + nbufs) >= avail) {
+					/* Merged frames may need more than the count read at the start. */
+					avail = vdsplit_avail_atleast(&r->vq, used + nbufs + 1);
+					if (unlikely(avail < 0))
+						goto violation;
+					if ((int)(used + nbufs) >= avail)
+						break;
+				}
 				head = vdsplit_head(&r->vq, (uint16_t)(used + nbufs));
 				if (unlikely(head < 0))
 					goto violation;

@@ -1115,7 +1115,7 @@ VUSER_API int vuser_vhost_rx_burst(struct vuser_vhost *v, unsigned q, struct vus
 
 	/* Idle: get ready to answer, the likeliest thing to happen next. */
 	if (!got)
-		vhost_warm_tx(v, &v->rings[2 * q]);
+		vhost_warm_tx(&v->rings[2 * q]);
 	return got;
 }
 
