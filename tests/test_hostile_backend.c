@@ -1592,6 +1592,37 @@ static void tx_inorder_batch(void)
 	tx_end(fb, &t, "tx in-order batch");
 }
 
+/*
+ * Sent frames are taken back when their slots are needed: a full ring the
+ * device has emptied takes a new burst whole, with no call in between.
+ */
+static void tx_full_ring(bool in_order)
+{
+	struct vuser_port_stats st0;
+	struct vuser_buf *b;
+	struct fakebe *fb;
+	struct txt t;
+
+	if (!tx_begin(&fb, in_order, &t))
+		return;
+	for (unsigned i = 0; i < QSIZE; i += 16)
+		tx_send(&t, 16);
+	/* Full, and the device has returned nothing: a further frame stays the program's. */
+	b = vuser_buf_alloc(t.p);
+	CHECK(b != NULL);
+	if (b) {
+		CHECK_EQ(vuser_tx_burst(t.p, 0, &b, 1), 0);
+		vuser_buf_free(b);
+	}
+	tx_return(&t, 16);
+	tx_send(&t, 16);
+	tx_return(&t, t.nheads);
+	get_stats(t.p, &st0);
+	tx_reclaim(&t, &st0, false, "a full ring, emptied");
+	tx_traffic(&t, 3 * QSIZE / 16);
+	tx_end(fb, &t, "tx full ring");
+}
+
 static void case_tx(void)
 {
 	int before;
@@ -1599,10 +1630,12 @@ static void case_tx(void)
 	tx_bad_ids(true);
 	tx_idle_return(true);
 	tx_inorder_batch();
+	tx_full_ring(true);
 	/* Without in-order every used entry stands alone, and is checked alone. */
 	before = t_failures;
 	tx_bad_ids(false);
 	tx_idle_return(false);
+	tx_full_ring(false);
 	if (t_failures != before)
 		fprintf(stderr, "  (tx failures above: with in_order=0)\n");
 }

@@ -186,16 +186,21 @@ static inline bool tx_frame_ok(const struct vuser_port *p, const struct vport_qu
 	return !s && k == m->nb_segs;
 }
 
-static void tx_reclaim(struct vport_queue *q)
+/*
+ * Take back what the device is done with. Returns how many descriptors that
+ * freed.
+ */
+static unsigned tx_reclaim(struct vport_queue *q)
 {
 	struct vuser_buf *done[VPORT_BURST];
-	unsigned got;
+	unsigned before = vring_free_descs(&q->vq), got;
 
 	do {
 		got = vring_take_used(&q->vq, done, NULL, VPORT_BURST, false);
 		if (got)
 			vpool_put_chains(done, got);
 	} while (got == VPORT_BURST);
+	return vring_free_descs(&q->vq) - before;
 }
 
 VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf **b, unsigned n)
@@ -204,6 +209,7 @@ VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 	uint64_t bytes = 0, drops = 0, pkts = 0;
 	struct vport_queue *q;
 	unsigned i = 0, room;
+	bool reclaimed = false;
 
 	if (unlikely(qi >= p->cfg.queues))
 		return -EINVAL;
@@ -211,9 +217,18 @@ VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 	if (unlikely(!enter(q)))
 		return 0;
 
-	tx_reclaim(q);
-	/* Frames are checked and given headers only as far as the ring has room. */
+	/*
+	 * Frames are checked and given headers only as far as the ring has room.
+	 * Sent frames are taken back only when their slots are needed (or when
+	 * asked, with n == 0): the used entries are lines the device's core
+	 * wrote, and fetching them on every burst puts a line transfer between
+	 * the cores on each frame's way out.
+	 */
 	room = vring_free_descs(&q->vq);
+	if (room < n || !n) {
+		room += tx_reclaim(q);
+		reclaimed = true;
+	}
 	while (i < n) {
 		unsigned j = i;
 		bool bad = false;
@@ -225,8 +240,13 @@ VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 				bad = true;
 				break;
 			}
-			if (b[j]->nb_segs > room)
-				break;
+			if (b[j]->nb_segs > room) {
+				if (reclaimed)
+					break;
+				room += tx_reclaim(q);
+				reclaimed = true;
+				continue;
+			}
 			room -= b[j]->nb_segs;
 			bytes += len;
 			/* The header is always the 12-byte one (VERSION_1): a constant size inlines. */
