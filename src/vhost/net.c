@@ -253,6 +253,8 @@ static int rx_packed(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b,
 		leave(r);
 		return 0;
 	}
+	/* The first frame's line is on its way while the pool is locked. */
+	prefetch_buf(pq->mem, packed_addr_ahead(pq, 0), read_hdr);
 	while (want && !vpool_get(&v->pool, fresh, want))
 		want /= 2;
 	for (; taken < want; taken++) {
@@ -309,6 +311,9 @@ int vhost_rx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 		avail = (int)n;
 	if (avail > VHOST_BURST)
 		avail = VHOST_BURST;
+	/* The first frames' lines are on their way while the pool is locked. */
+	for (int i = 0; i < avail && i < PREFETCH_AHEAD; i++)
+		prefetch_buf(r->vq.mem, split_addr_ahead(&r->vq, (uint16_t)i), read_hdr);
 	/* A pool running low still moves what it can. */
 	while (avail && !vpool_get(&v->pool, fresh, (unsigned)avail))
 		avail /= 2;
