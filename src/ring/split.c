@@ -181,6 +181,37 @@ static unsigned inorder_distance(const struct vsplit *vq, uint16_t want)
 	return 0;
 }
 
+/*
+ * In order, and with no length wanted (sent frames): used idx alone says how
+ * many chains are done (2.6.9), and they are the oldest ones. No entry is
+ * read, so the line the device's core has just written is never fetched;
+ * an entry could only name what the idx already says. An idx that claims
+ * more than is in flight is an error and frees nothing: the count restarts
+ * from it.
+ */
+static unsigned take_inorder_by_idx(struct vsplit *vq, struct vuser_buf **b, unsigned n,
+				    uint16_t used_idx, uint16_t avail)
+{
+	unsigned got = 0;
+
+	if (unlikely(avail > vq->inflight)) {
+		vq->errors++;
+		vq->last_used = used_idx;
+		return 0;
+	}
+	while (avail && got < n) {
+		uint16_t h = vq->oldest;
+		struct vsplit_slot *s = &vq->slots[h];
+
+		b[got++] = s->buf;
+		vq->oldest = (uint16_t)((s->tail + 1) & vq->mask);
+		free_chain(vq, h);
+		vq->last_used++;
+		avail--;
+	}
+	return got;
+}
+
 unsigned vsplit_take_used(struct vsplit *vq, struct vuser_buf **b, uint32_t *lens,
 			  unsigned n, bool check_len)
 {
@@ -199,6 +230,8 @@ unsigned vsplit_take_used(struct vsplit *vq, struct vuser_buf **b, uint32_t *len
 		__builtin_prefetch(&vq->used->ring[vq->last_used & vq->mask]);
 		return 0;
 	}
+	if (vq->in_order && !lens && !vq->batch_done)
+		return take_inorder_by_idx(vq, b, n, used_idx, avail);
 	/*
 	 * At most a ring of entries, plus the chains of a part-taken batch:
 	 * freeing them let the device complete as many more.

@@ -82,7 +82,9 @@ bool vsplit_publish(struct vsplit *vq);
  * Take up to n completed chains: b[i] and the length the device wrote,
  * lens[i] (lens may be NULL). Entries naming a head not in flight, or a
  * length beyond what was posted (check_len), are counted in errors and
- * dropped; a dropped chain's buffers go back to their pool.
+ * dropped; a dropped chain's buffers go back to their pool. In order with
+ * lens NULL, no entry is read: used idx alone names the oldest chains done,
+ * and an idx beyond what is in flight counts one error and frees nothing.
  */
 unsigned vsplit_take_used(struct vsplit *vq, struct vuser_buf **b, uint32_t *lens,
 			  unsigned n, bool check_len);
