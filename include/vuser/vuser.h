@@ -337,10 +337,10 @@ int vuser_rx_burst(struct vuser_port *p, unsigned q, struct vuser_buf **b, unsig
  * is done, when a later call needs their ring slots: up to a ring's worth
  * of sent frames can be off the pool. A call with n == 0 frees every sent
  * frame the backend is done with. b[count..n-1] are still the program's
- * (the ring is full, or the link is down). A frame the port can never send — not its own buffers,
- * data_off < 12, a segment past its room, nb_segs not matching the chain or
- * larger than the ring — is taken, freed and counted in the queue's tx
- * drops rather than sent.
+ * (the ring is full, or the link is down). A frame the port can never send
+ * — not its own buffers, data_off < 12, a segment past its room, nb_segs
+ * not matching the chain or larger than the ring — is taken, freed and
+ * counted in the queue's tx drops rather than sent.
  */
 int vuser_tx_burst(struct vuser_port *p, unsigned q, struct vuser_buf **b, unsigned n);
 

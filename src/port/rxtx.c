@@ -217,18 +217,10 @@ VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 	if (unlikely(!enter(q)))
 		return 0;
 
-	/*
-	 * Frames are checked and given headers only as far as the ring has room.
-	 * Sent frames are taken back only when their slots are needed (or when
-	 * asked, with n == 0): the used entries are lines the device's core
-	 * wrote, and fetching them on every burst puts a line transfer between
-	 * the cores on each frame's way out.
-	 */
+	/* Frames are checked and given headers only as far as the ring has room. */
 	room = vring_free_descs(&q->vq);
-	if (room < n || !n) {
-		room += tx_reclaim(q);
-		reclaimed = true;
-	}
+	if (!n)
+		tx_reclaim(q);
 	while (i < n) {
 		unsigned j = i;
 		bool bad = false;
@@ -241,6 +233,13 @@ VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 				break;
 			}
 			if (b[j]->nb_segs > room) {
+				/*
+				 * Sent frames are taken back only when their slots
+				 * are needed (or when asked, with n == 0): the used
+				 * entries are lines the device's core wrote, and
+				 * fetching them on every burst puts a line transfer
+				 * between the cores on each frame's way out.
+				 */
 				if (reclaimed)
 					break;
 				room += tx_reclaim(q);

@@ -199,16 +199,15 @@ static unsigned take_inorder_by_idx(struct vsplit *vq, struct vuser_buf **b, uns
 		vq->last_used = used_idx;
 		return 0;
 	}
-	while (avail && got < n) {
+	for (; got < n && got < avail; got++) {
 		uint16_t h = vq->oldest;
 		struct vsplit_slot *s = &vq->slots[h];
 
-		b[got++] = s->buf;
+		b[got] = s->buf;
 		vq->oldest = (uint16_t)((s->tail + 1) & vq->mask);
 		free_chain(vq, h);
-		vq->last_used++;
-		avail--;
 	}
+	vq->last_used = (uint16_t)(vq->last_used + got);
 	return got;
 }
 

@@ -67,6 +67,5 @@ struct vuser_vhost {
 int vhost_rx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigned n);
 int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigned n);
 void vhost_warm_tx(struct vhq *r);
-void vhost_warm_rx(struct vhq *r);
 
 #endif

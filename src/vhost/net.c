@@ -307,6 +307,23 @@ int vhost_rx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 	avail = vdsplit_avail_count(&r->vq);
 	if (unlikely(avail < 0))
 		goto violation;
+	if (!avail) {
+		/*
+		 * Nothing yet: ask for the lines the next chain will be read
+		 * from, the avail entry and (chains laid out in ring order, as
+		 * in-order drivers do) its descriptor. When the driver writes
+		 * them, the next idle poll fetches them again while the driver
+		 * is still on its way to the idx, so the burst that sees the
+		 * idx finds them here instead of fetching one after the other.
+		 * Only lines inside the rings; nothing read is trusted.
+		 */
+		uint16_t slot = r->vq.last_avail & r->vq.mask;
+
+		__builtin_prefetch(&r->vq.avail->ring[slot]);
+		__builtin_prefetch(&r->vq.desc[slot]);
+		leave(r);
+		return 0;
+	}
 	if ((unsigned)avail > n)
 		avail = (int)n;
 	if (avail > VHOST_BURST)
@@ -527,37 +544,14 @@ void vhost_warm_tx(struct vhq *r)
 	if (r->packed) {
 		if (vdpacked_avail(&r->pq))
 			addr = packed_addr_ahead(&r->pq, 0);
-		p = addr ? vmem_gpa(r->pq.mem, addr, 128) : NULL;
-	} else {
-		if (READ_ONCE(r->vq.avail->idx) != r->vq.last_avail)
-			addr = split_addr_ahead(&r->vq, 0);
-		p = addr ? vmem_gpa(r->vq.mem, addr, 128) : NULL;
+	} else if (READ_ONCE(r->vq.avail->idx) != r->vq.last_avail) {
+		addr = split_addr_ahead(&r->vq, 0);
 	}
+	p = addr ? vmem_gpa(r->packed ? r->pq.mem : r->vq.mem, addr, 128) : NULL;
 	if (p) {
 		vprefetch_w(p);
 		vprefetch_w(p + 64);
 	}
-	leave(r);
-}
-
-/*
- * Called when a receive burst found nothing on a split ring: ask for the
- * lines the next chain will be read from, the avail entry and (chains laid
- * out in ring order, as in-order drivers do) its descriptor. When the driver
- * writes them, the next idle poll fetches them again, while the driver is
- * still on its way to the avail idx; the burst that sees the idx then finds
- * them here instead of fetching one after the other. Only addresses inside
- * the rings are touched, and nothing read is trusted.
- */
-void vhost_warm_rx(struct vhq *r)
-{
-	uint16_t slot;
-
-	if (r->packed || unlikely(!enter(r)))
-		return;
-	slot = r->vq.last_avail & r->vq.mask;
-	__builtin_prefetch(&r->vq.avail->ring[slot]);
-	__builtin_prefetch(&r->vq.desc[slot]);
 	leave(r);
 }
 

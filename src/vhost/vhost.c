@@ -1114,10 +1114,8 @@ VUSER_API int vuser_vhost_rx_burst(struct vuser_vhost *v, unsigned q, struct vus
 	int got = vhost_rx(v, &v->rings[2 * q + 1], b, n);
 
 	/* Idle: get ready to answer, the likeliest thing to happen next. */
-	if (!got) {
-		vhost_warm_rx(&v->rings[2 * q + 1]);
+	if (!got)
 		vhost_warm_tx(&v->rings[2 * q]);
-	}
 	return got;
 }
 
