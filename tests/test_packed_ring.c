@@ -1485,7 +1485,7 @@ static void hx_check_broken(struct hx *h, uint64_t errs)
 	vpool_put(&h->f.pool, &b, 1);
 }
 
-enum bad_id { BAD_SIZE, BAD_FFFF, BAD_NEVER, BAD_DONE, BAD_DONE_IN_BATCH };
+enum bad_id { BAD_SIZE, BAD_FFFF, BAD_NEVER, BAD_MID_CHAIN, BAD_FREE_POS, BAD_DONE, BAD_DONE_IN_BATCH };
 
 static void test_hostile_bad_id(bool in_order, enum bad_id kind, const char *what)
 {
@@ -1510,6 +1510,16 @@ static void test_hostile_bad_id(bool in_order, enum bad_id kind, const char *wha
 		CHECK(id < 8);
 		break;
 	}
+	case BAD_MID_CHAIN:
+		/* In order an id is a head's position: this one is inside the TX chain. */
+		id = (uint16_t)(h.c[3].pos[0] + 1);
+		CHECK(id != h.c[0].id && id != h.c[1].id && id != h.c[2].id && id != h.c[3].id);
+		break;
+	case BAD_FREE_POS:
+		/* A position nothing is posted at (6 and 7 are free). */
+		id = 7;
+		CHECK(id != h.c[0].id && id != h.c[1].id && id != h.c[2].id && id != h.c[3].id);
+		break;
 	case BAD_DONE:
 		dev_use(&h.f.dev, h.c[0].id, 5, 1);
 		CHECK_EQ(hx_take(&h, 4), 1);
@@ -1790,6 +1800,8 @@ static void test_hostile(bool in_order)
 	test_hostile_bad_id(in_order, BAD_SIZE, "used id == size");
 	test_hostile_bad_id(in_order, BAD_FFFF, "used id 0xffff");
 	test_hostile_bad_id(in_order, BAD_NEVER, "id never posted");
+	test_hostile_bad_id(in_order, BAD_MID_CHAIN, "id of a position inside a chain");
+	test_hostile_bad_id(in_order, BAD_FREE_POS, "id of a free position");
 	test_hostile_bad_id(in_order, BAD_DONE, "id already completed");
 	if (in_order)
 		test_hostile_bad_id(in_order, BAD_DONE_IN_BATCH, "id completed inside a batch");

@@ -67,18 +67,19 @@ static inline void advance_avail(struct vpacked *vq)
 	}
 }
 
-/* Take a buffer id and remember it as the newest in flight. */
+/*
+ * Take a buffer id. In order, a chain's id is its head's position: chains
+ * come back in ring order, so the oldest in flight always starts at used_pos
+ * and a used id says by itself how far a batch reaches. Otherwise ids come
+ * from a free list.
+ */
 static inline uint16_t take_id(struct vpacked *vq)
 {
-	uint16_t id = vq->free_id;
+	uint16_t id = vq->avail_pos;
 
-	vq->free_id = vq->slots[id].next;
-	if (vq->in_order) {
-		if (vq->inflight)
-			vq->slots[vq->newest_id].next = id;
-		else
-			vq->oldest_id = id;
-		vq->newest_id = id;
+	if (!vq->in_order) {
+		id = vq->free_id;
+		vq->free_id = vq->slots[id].next;
 	}
 	vq->inflight++;
 	return id;
@@ -179,22 +180,9 @@ static inline void release_chain(struct vpacked *vq, uint16_t id)
 static inline void free_id(struct vpacked *vq, uint16_t id)
 {
 	if (vq->in_order)
-		vq->oldest_id = vq->slots[id].next;
+		return;
 	vq->slots[id].next = vq->free_id;
 	vq->free_id = id;
-}
-
-/* How many in-flight chains, oldest first, up to and including id; 0 if none. */
-static unsigned inorder_distance(const struct vpacked *vq, uint16_t id)
-{
-	uint16_t h = vq->oldest_id;
-
-	for (unsigned k = 1; k <= vq->inflight; k++) {
-		if (h == id)
-			return k;
-		h = vq->slots[h].next;
-	}
-	return 0;
 }
 
 /* Hand one completed chain to the caller, or drop it if its length is impossible. */
@@ -216,72 +204,116 @@ static inline bool complete(struct vpacked *vq, uint16_t id, uint32_t len, bool 
 	return true;
 }
 
+/* Where a used id stands among the ring positions in flight, oldest first. */
+static inline unsigned inflight_offset(const struct vpacked *vq, uint16_t id)
+{
+	return id >= vq->used_pos ? (unsigned)(id - vq->used_pos)
+				  : (unsigned)id + vq->size - vq->used_pos;
+}
+
+/*
+ * In order: chains from the oldest (at used_pos) up to the one the batch's
+ * used descriptor names come back together, each with length 0 but that
+ * last one. When every chain in flight is one descriptor (the count of
+ * chains equals that of positions), they sit at consecutive positions and
+ * are taken without following one to find the next.
+ */
+static unsigned take_batch(struct vpacked *vq, struct vuser_buf **b, uint32_t *lens, unsigned n,
+			   bool check_len)
+{
+	const uint16_t last = vq->pending_id;
+	unsigned got = 0;
+
+	if (vq->inflight == vq->size - vq->num_free) {
+		const unsigned whole = inflight_offset(vq, last) + 1;
+		unsigned span = whole < n ? whole : n, k;
+		uint16_t pos = vq->used_pos;
+
+		for (k = 0; k < span; k++) {
+			struct vpacked_slot *s = &vq->slots[pos];
+			struct vuser_buf *m = s->buf;
+			uint32_t l = pos == last ? vq->pending_len : 0;
+
+			s->buf = NULL;
+			if (unlikely(check_len && l > s->len)) {
+				vq->errors++;
+				vpool_put_chains(&m, 1);
+			} else {
+				if (lens)
+					lens[got] = l;
+				b[got++] = m;
+			}
+			if (++pos == vq->size) {
+				pos = 0;
+				vq->used_wrap = !vq->used_wrap;
+			}
+		}
+		vq->used_pos = pos;
+		vq->num_free = (uint16_t)(vq->num_free + span);
+		vq->inflight = (uint16_t)(vq->inflight - span);
+		vq->pending = span < whole;
+		return got;
+	}
+	while (got < n && vq->pending && vq->inflight) {
+		uint16_t h = vq->used_pos;
+		uint32_t l = h == last ? vq->pending_len : 0;
+
+		vq->pending = h != last;
+		if (complete(vq, h, l, check_len, &b[got])) {
+			if (lens)
+				lens[got] = l;
+			got++;
+		}
+	}
+	return got;
+}
+
 unsigned vpacked_take_used(struct vpacked *vq, struct vuser_buf **b, uint32_t *lens, unsigned n,
 			   bool check_len)
 {
 	unsigned got = 0;
 
 	while (got < n && vq->inflight && !vq->broken) {
-		uint16_t id;
+		struct vring_packed_desc *d;
+		uint16_t id, flags;
 		uint32_t len;
-		unsigned span;
+		bool avail, used;
 
 		if (vq->pending) {
 			/* The used descriptor of this batch is behind us already. */
-			id = vq->pending_id;
-			len = vq->pending_len;
-		} else {
-			struct vring_packed_desc *d = &vq->desc[vq->used_pos];
-			/* 2.7.21: the flags first, the rest only after them: acquire. */
-			uint16_t flags = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
-			bool avail = flags & F_AVAIL, used = flags & F_USED;
-
-			if (avail != used || used != vq->used_wrap)
-				break;
-			id = READ_ONCE(d->id);
-			len = READ_ONCE(d->len);
-			if (unlikely(id >= vq->size || !vq->slots[id].buf)) {
-				/*
-				 * A used descriptor we cannot place: how far to
-				 * skip is unknowable, so the ring is not followed
-				 * any further.
-				 */
-				vq->errors++;
-				vq->broken = true;
-				break;
-			}
-		}
-		if (!vq->in_order) {
-			if (complete(vq, id, len, check_len, &b[got])) {
-				if (lens)
-					lens[got] = len;
-				got++;
-			}
+			got += take_batch(vq, b + got, lens ? lens + got : NULL, n - got, check_len);
 			continue;
 		}
-		span = vq->pending ? vq->pending_left : inorder_distance(vq, id);
-		if (unlikely(!span)) {
+		d = &vq->desc[vq->used_pos];
+		/* 2.7.21: the flags first, the rest only after them: acquire. */
+		flags = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
+		avail = flags & F_AVAIL;
+		used = flags & F_USED;
+		if (avail != used || used != vq->used_wrap)
+			break;
+		id = READ_ONCE(d->id);
+		len = READ_ONCE(d->len);
+		/*
+		 * A used descriptor we cannot place: how far to skip is
+		 * unknowable, so the ring is not followed any further. Only
+		 * an id in flight has a buffer; in order, that is the head
+		 * position of a chain in flight, which bounds the batch.
+		 */
+		if (unlikely(id >= vq->size || !vq->slots[id].buf)) {
 			vq->errors++;
 			vq->broken = true;
 			break;
 		}
-		/* A batch larger than the caller's room: the rest waits for the next call. */
-		vq->pending = span > n - got;
-		if (vq->pending) {
-			vq->pending_left = (uint16_t)(span - (n - got));
-			span = n - got;
+		if (vq->in_order) {
+			vq->pending = true;
 			vq->pending_id = id;
 			vq->pending_len = len;
+			continue;
 		}
-		for (unsigned k = 0; k < span; k++) {
-			uint16_t h = vq->oldest_id;
-			uint32_t l = h == id ? len : 0;
-
-			if (complete(vq, h, l, check_len, &b[got])) {
-				if (lens)
-					lens[got] = l;
-				got++;
-			}
+		if (complete(vq, id, len, check_len, &b[got])) {
+			if (lens)
+				lens[got] = len;
+			got++;
 		}
 	}
 	return got;

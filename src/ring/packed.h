@@ -21,7 +21,7 @@ struct vpacked_slot {
 	struct vuser_buf *buf;  /* frame posted under this buffer id, NULL when free */
 	uint32_t len;           /* bytes the device may write (device-writable buffers) */
 	uint16_t ndesc;         /* ring positions the chain takes */
-	uint16_t next;          /* free ids; in-order, also the in-flight order */
+	uint16_t next;          /* free ids (not in order: in order, an id is a position) */
 };
 
 struct vpacked {
@@ -38,14 +38,11 @@ struct vpacked {
 	bool in_order;
 	bool broken;            /* the device wrote a descriptor we cannot follow */
 	uint16_t num_free;      /* free ring positions */
-	uint16_t free_id;       /* head of the free buffer ids */
+	uint16_t free_id;       /* head of the free buffer ids (not in order) */
 	uint16_t inflight;      /* chains posted and not yet used */
-	uint16_t oldest_id;     /* in-order: chains in flight, oldest ... */
-	uint16_t newest_id;     /* ... to newest, linked through slot.next */
-	bool pending;           /* in-order: a batch only partly taken ... */
-	uint16_t pending_id;    /* ... up to this id, whose used length is ... */
-	uint32_t pending_len;   /* ... this, with so many chains left: */
-	uint16_t pending_left;
+	bool pending;           /* in order: a batch only partly taken, up to ... */
+	uint16_t pending_id;    /* ... this id (a head position), whose used ... */
+	uint32_t pending_len;   /* ... length is this */
 	struct vpacked_slot *slots;
 	uint64_t errors;
 };
