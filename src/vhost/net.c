@@ -571,6 +571,7 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 		avail = vdsplit_avail_atleast(&r->vq, n);
 		if (unlikely(avail < 0))
 			goto violation;
+		vdsplit_warm_used(&r->vq, (unsigned)avail < n ? (unsigned)avail : n);
 	}
 
 	for (; done < n; done++) {
