@@ -1044,9 +1044,8 @@ static void test_wrap(unsigned size, bool in_order)
 			}
 		}
 		/*
-		 * Small takes: batches larger than n go through vq->pending. Each
-		 * such call walks the in-flight list from the oldest chain, so the
-		 * largest ring takes port-sized bursts to stay quick.
+		 * Small takes: batches larger than n go through vq->pending. The
+		 * largest ring takes port-sized bursts, as a port would.
 		 */
 		for (unsigned call = 0; got < k && call < 2 * k + 4; call++)
 			got += vpacked_take_used(&f.vq, out + got, lens + got,
