@@ -66,7 +66,7 @@ static int violation(struct vdpacked *vq, const char *why)
 	return -EPROTO;
 }
 
-int vdpwalk_next(struct vdpacked *vq, struct vdpwalk *w, struct vdseg *seg)
+int vdpwalk_next_desc(struct vdpacked *vq, struct vdpwalk *w, struct vdseg *seg)
 {
 	for (;;) {
 		const struct vring_packed_desc *src;

@@ -135,8 +135,14 @@ static inline void vdpwalk_start(const struct vdpacked *vq, struct vdpwalk *w, b
 	w->done = false;
 }
 
+int vdpwalk_next_desc(struct vdpacked *vq, struct vdpwalk *w, struct vdseg *seg);
+
 /* 1 with *seg filled, 0 at the end of the chain, -EPROTO on a violation. */
-int vdpwalk_next(struct vdpacked *vq, struct vdpwalk *w, struct vdseg *seg);
+static inline int vdpwalk_next(struct vdpacked *vq, struct vdpwalk *w, struct vdseg *seg)
+{
+	/* The end of a chain is seen here, without a call: once per chain. */
+	return w->done ? 0 : vdpwalk_next_desc(vq, w, seg);
+}
 
 /* Walk what is left of a chain (to learn its id and length), or -EPROTO. */
 int vdpwalk_finish(struct vdpacked *vq, struct vdpwalk *w);

@@ -55,28 +55,7 @@ int vdsplit_avail_count(struct vdsplit *vq)
 	return n;
 }
 
-int vdsplit_head(struct vdsplit *vq, uint16_t i)
-{
-	uint16_t head = READ_ONCE(vq->avail->ring[(uint16_t)(vq->last_avail + i) & vq->mask]);
-
-	if (unlikely(head >= vq->size))
-		return violation(vq, "avail ring names a descriptor beyond the ring");
-	return head;
-}
-
-int vdwalk_start(struct vdsplit *vq, uint16_t head, struct vdwalk *w)
-{
-	w->table = vq->desc;
-	w->table_size = vq->size;
-	w->budget = vq->size;
-	w->idx = head;
-	w->indirect = false;
-	w->seen_write = false;
-	w->done = false;
-	return 0;
-}
-
-int vdwalk_next(struct vdsplit *vq, struct vdwalk *w, struct vdseg *seg)
+int vdwalk_next_desc(struct vdsplit *vq, struct vdwalk *w, struct vdseg *seg)
 {
 	for (;;) {
 		const struct vring_desc *src;

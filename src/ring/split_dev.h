@@ -10,6 +10,7 @@
 #ifndef VUSER_RING_SPLIT_DEV_H
 #define VUSER_RING_SPLIT_DEV_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -119,11 +120,36 @@ static inline int vdsplit_avail_atleast(struct vdsplit *vq, unsigned want)
 }
 
 /* The head at avail position last_avail + i, checked; -EPROTO when out of range. */
-int vdsplit_head(struct vdsplit *vq, uint16_t i);
+static inline int vdsplit_head(struct vdsplit *vq, uint16_t i)
+{
+	uint16_t head = READ_ONCE(vq->avail->ring[(uint16_t)(vq->last_avail + i) & vq->mask]);
 
-int vdwalk_start(struct vdsplit *vq, uint16_t head, struct vdwalk *w);
+	if (unlikely(head >= vq->size)) {
+		vq->why = "avail ring names a descriptor beyond the ring";
+		return -EPROTO;
+	}
+	return head;
+}
+
+static inline void vdwalk_start(const struct vdsplit *vq, uint16_t head, struct vdwalk *w)
+{
+	w->table = vq->desc;
+	w->table_size = vq->size;
+	w->budget = vq->size;
+	w->idx = head;
+	w->indirect = false;
+	w->seen_write = false;
+	w->done = false;
+}
+
+int vdwalk_next_desc(struct vdsplit *vq, struct vdwalk *w, struct vdseg *seg);
+
 /* 1 with *seg filled, 0 at the end of the chain, -EPROTO on a violation. */
-int vdwalk_next(struct vdsplit *vq, struct vdwalk *w, struct vdseg *seg);
+static inline int vdwalk_next(struct vdsplit *vq, struct vdwalk *w, struct vdseg *seg)
+{
+	/* The end of a chain is seen here, without a call: once per chain. */
+	return w->done ? 0 : vdwalk_next_desc(vq, w, seg);
+}
 
 /* Record a used entry (not visible until vdsplit_publish). */
 static inline void vdsplit_put_used(struct vdsplit *vq, uint16_t head, uint32_t len)
