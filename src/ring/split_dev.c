@@ -55,57 +55,31 @@ int vdsplit_avail_count(struct vdsplit *vq)
 	return n;
 }
 
-int vdwalk_next_desc(struct vdsplit *vq, struct vdwalk *w, struct vdseg *seg)
+int vdwalk_violation(struct vdsplit *vq, const char *why)
 {
-	for (;;) {
-		const struct vring_desc *src;
-		uint64_t addr;
-		uint32_t len;
-		uint16_t flags, next;
-		int ret;
+	return violation(vq, why);
+}
 
-		if (w->done)
-			return 0;
-		if (unlikely(!w->budget))
-			return violation(vq, "descriptor chain loops or is longer than its table");
-		w->budget--;
-		/* One copy of each field: the driver may rewrite them under us. */
-		src = &w->table[w->idx];
-		addr = READ_ONCE(src->addr);
-		len = READ_ONCE(src->len);
-		flags = READ_ONCE(src->flags);
-		next = READ_ONCE(src->next);
-
-		if (flags & VRING_DESC_F_INDIRECT) {
-			if (unlikely(!vq->indirect))
-				return violation(vq, "indirect descriptor without VIRTIO_RING_F_INDIRECT_DESC");
-			if (unlikely(w->indirect))
-				return violation(vq, "indirect table inside an indirect table");
-			if (unlikely(flags & VRING_DESC_F_NEXT))
-				return violation(vq, "indirect descriptor with VRING_DESC_F_NEXT");
-			if (unlikely(!len || len % sizeof(struct vring_desc) ||
-				     len / sizeof(struct vring_desc) > vq->size))
-				return violation(vq, "indirect table empty, ragged or longer than the ring");
-			w->table = vmem_gpa(vq->mem, addr, len);
-			if (unlikely(!w->table))
-				return violation(vq, "indirect table outside the frontend's memory");
-			w->table_size = len / sizeof(struct vring_desc);
-			w->budget = w->table_size;
-			w->idx = 0;
-			w->indirect = true;
-			continue;
-		}
-		if (flags & VRING_DESC_F_NEXT) {
-			if (unlikely(next >= w->table_size))
-				return violation(vq, "descriptor next beyond its table");
-			w->idx = next;
-		} else {
-			w->done = true;
-		}
-		ret = vdseg_check(vq->mem, addr, len, flags, &w->seen_write, seg, &vq->why);
-		if (ret)
-			return ret < 0 ? -EPROTO : 1;
-	}
+int vdwalk_indirect(struct vdsplit *vq, struct vdwalk *w, uint64_t addr, uint32_t len,
+		    uint16_t flags)
+{
+	if (unlikely(!vq->indirect))
+		return violation(vq, "indirect descriptor without VIRTIO_RING_F_INDIRECT_DESC");
+	if (unlikely(w->indirect))
+		return violation(vq, "indirect table inside an indirect table");
+	if (unlikely(flags & VRING_DESC_F_NEXT))
+		return violation(vq, "indirect descriptor with VRING_DESC_F_NEXT");
+	if (unlikely(!len || len % sizeof(struct vring_desc) ||
+		     len / sizeof(struct vring_desc) > vq->size))
+		return violation(vq, "indirect table empty, ragged or longer than the ring");
+	w->table = vmem_gpa(vq->mem, addr, len);
+	if (unlikely(!w->table))
+		return violation(vq, "indirect table outside the frontend's memory");
+	w->table_size = len / sizeof(struct vring_desc);
+	w->budget = w->table_size;
+	w->idx = 0;
+	w->indirect = true;
+	return 0;
 }
 
 /* 2.6.7.2: notify when the new used idx passed used_event since the last time. */

@@ -142,13 +142,55 @@ static inline void vdwalk_start(const struct vdsplit *vq, uint16_t head, struct 
 	w->done = false;
 }
 
-int vdwalk_next_desc(struct vdsplit *vq, struct vdwalk *w, struct vdseg *seg);
+/* Out of line: the rare turns of a walk. Both return -EPROTO with vq->why set, or 0. */
+int vdwalk_violation(struct vdsplit *vq, const char *why);
+/* Step into the indirect table the descriptor (addr, len, flags) names. */
+int vdwalk_indirect(struct vdsplit *vq, struct vdwalk *w, uint64_t addr, uint32_t len,
+		    uint16_t flags);
 
-/* 1 with *seg filled, 0 at the end of the chain, -EPROTO on a violation. */
+/*
+ * 1 with *seg filled, 0 at the end of the chain, -EPROTO on a violation.
+ * Inline: it runs once or twice a frame, and a plain descriptor needs no
+ * more than its checks.
+ */
 static inline int vdwalk_next(struct vdsplit *vq, struct vdwalk *w, struct vdseg *seg)
 {
-	/* The end of a chain is seen here, without a call: once per chain. */
-	return w->done ? 0 : vdwalk_next_desc(vq, w, seg);
+	for (;;) {
+		const struct vring_desc *src;
+		uint64_t addr;
+		uint32_t len;
+		uint16_t flags, next;
+		int ret;
+
+		if (w->done)
+			return 0;
+		if (unlikely(!w->budget))
+			return vdwalk_violation(vq, "descriptor chain loops or is longer than its table");
+		w->budget--;
+		/* One copy of each field: the driver may rewrite them under us. */
+		src = &w->table[w->idx];
+		addr = READ_ONCE(src->addr);
+		len = READ_ONCE(src->len);
+		flags = READ_ONCE(src->flags);
+		next = READ_ONCE(src->next);
+
+		if (unlikely(flags & VRING_DESC_F_INDIRECT)) {
+			ret = vdwalk_indirect(vq, w, addr, len, flags);
+			if (ret)
+				return ret;
+			continue;
+		}
+		if (flags & VRING_DESC_F_NEXT) {
+			if (unlikely(next >= w->table_size))
+				return vdwalk_violation(vq, "descriptor next beyond its table");
+			w->idx = next;
+		} else {
+			w->done = true;
+		}
+		ret = vdseg_check(vq->mem, addr, len, flags, &w->seen_write, seg, &vq->why);
+		if (ret)
+			return ret < 0 ? -EPROTO : 1;
+	}
 }
 
 /* Record a used entry (not visible until vdsplit_publish). */
