@@ -17,6 +17,7 @@ void vdsplit_init(struct vdsplit *vq, const struct vmem *mem, void *desc, void *
 	vq->last_avail = base;
 	vq->avail_seen = base;
 	vq->used_idx = base;
+	vq->shadow_n = 0;
 	vq->signalled = base;
 	vq->event_idx = event_idx;
 	vq->indirect = indirect;
@@ -92,6 +93,7 @@ void vdsplit_publish(struct vdsplit *vq)
 {
 	bool notify;
 
+	vdsplit_flush_used(vq);
 	/* 2.6.8.2: entries before idx, so a release store of idx. */
 	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
 	if (vq->callfd < 0)

@@ -18,6 +18,8 @@
 #include "base/memtable.h"
 #include "vuser/uapi/virtio_ring.h"
 
+#define VDSPLIT_SHADOW 64
+
 struct vdsplit {
 	struct vring_desc *desc;
 	struct vring_avail *avail;
@@ -28,12 +30,20 @@ struct vdsplit {
 	uint16_t last_avail;     /* next avail entry to take */
 	uint16_t avail_seen;     /* avail idx as last read: entries before it are there */
 	uint16_t used_idx;       /* next used index to publish */
+	uint16_t shadow_n;       /* used entries held back: the last shadow_n before used_idx */
 	uint16_t signalled;      /* used idx at the last notification (event idx) */
 	bool event_idx;
 	bool indirect;
 	bool in_order;           /* VIRTIO_F_IN_ORDER: used entries may cover batches */
 	int callfd;              /* -1: the frontend wants no notifications */
 	const char *why;         /* reason for the last -EPROTO */
+	/*
+	 * Used entries of a burst, kept here and written out together when
+	 * it is published: the driver reads those lines, so each store to
+	 * them waits for a transfer, and a stalled store among the copies
+	 * holds up every store behind it.
+	 */
+	struct vring_used_elem shadow[VDSPLIT_SHADOW];
 };
 
 /* One buffer of a chain, translated. */
@@ -193,38 +203,35 @@ static inline int vdwalk_next(struct vdsplit *vq, struct vdwalk *w, struct vdseg
 	}
 }
 
+/* Write the held-back used entries into the ring (not visible until published). */
+static inline void vdsplit_flush_used(struct vdsplit *vq)
+{
+	uint16_t at = (uint16_t)(vq->used_idx - vq->shadow_n);
+
+	for (unsigned i = 0; i < vq->shadow_n; i++) {
+		struct vring_used_elem *e = &vq->used->ring[(uint16_t)(at + i) & vq->mask];
+
+		e->id = vq->shadow[i].id;
+		e->len = vq->shadow[i].len;
+	}
+	vq->shadow_n = 0;
+}
+
 /* Record a used entry (not visible until vdsplit_publish). */
 static inline void vdsplit_put_used(struct vdsplit *vq, uint16_t head, uint32_t len)
 {
-	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & vq->mask];
-
-	e->id = head;
-	e->len = len;
+	if (unlikely(vq->shadow_n == VDSPLIT_SHADOW))
+		vdsplit_flush_used(vq);
+	vq->shadow[vq->shadow_n++] = (struct vring_used_elem){ head, len };
 	vq->used_idx++;
 }
 
-/*
- * Ask for the lines of the next k used entries, for writing. The driver
- * reads them, so each is shared with its core; a burst that asks for them
- * all up front waits for the transfers together, not for one per line in
- * the middle of its copies. A hint: nothing is written here.
- */
-static inline void vdsplit_warm_used(const struct vdsplit *vq, unsigned k)
+/* Take back the last n entries recorded and not yet published. */
+static inline void vdsplit_unput(struct vdsplit *vq, uint16_t n)
 {
-	const struct vring_used_elem *e;
-
-	/*
-	 * Not for a few: the driver's poll asks for the next entry's line
-	 * while it waits, and a frame or two are answered sooner without
-	 * taking that line from it early.
-	 */
-	if (k < 8)
-		return;
-	/* Entries sit 4 bytes off line boundaries: each step of 8 is a line, plus the last's end. */
-	for (unsigned i = 0; i < k; i += 8)
-		vprefetch_w(&vq->used->ring[(uint16_t)(vq->used_idx + i) & vq->mask]);
-	e = &vq->used->ring[(uint16_t)(vq->used_idx + k - 1) & vq->mask];
-	vprefetch_w((const uint8_t *)e + sizeof(*e) - 1);
+	vq->used_idx = (uint16_t)(vq->used_idx - n);
+	/* Entries flushed already stay in the ring unpublished, to be overwritten. */
+	vq->shadow_n = (uint16_t)(n < vq->shadow_n ? vq->shadow_n - n : 0);
 }
 
 /*
@@ -234,8 +241,11 @@ static inline void vdsplit_warm_used(const struct vdsplit *vq, unsigned k)
 static inline void vdsplit_put_used_batch(struct vdsplit *vq, uint16_t last, uint32_t len,
 					  uint16_t count)
 {
-	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & vq->mask];
+	struct vring_used_elem *e;
 
+	if (vq->shadow_n)
+		vdsplit_flush_used(vq);
+	e = &vq->used->ring[vq->used_idx & vq->mask];
 	e->id = last;
 	e->len = len;
 	vq->used_idx = (uint16_t)(vq->used_idx + count);

@@ -571,7 +571,6 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 		avail = vdsplit_avail_atleast(&r->vq, n);
 		if (unlikely(avail < 0))
 			goto violation;
-		vdsplit_warm_used(&r->vq, (unsigned)avail < n ? (unsigned)avail : n);
 	}
 
 	for (; done < n; done++) {
@@ -633,7 +632,7 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 			if (r->packed)
 				vdpacked_rewind(&r->pq, mark);
 			else
-				r->vq.used_idx -= nbufs;
+				vdsplit_unput(&r->vq, nbufs);
 			if (!mrg && nbufs) {
 				/* The buffer is too small for the frame: drop the frame, keep the buffer. */
 				drops++;
