@@ -185,7 +185,20 @@ static inline void free_id(struct vpacked *vq, uint16_t id)
 	vq->free_id = id;
 }
 
-/* Hand one completed chain to the caller, or drop it if its length is impossible. */
+/* Hand a completed chain's frame to the caller, or drop it if its length is impossible. */
+static inline bool hand_out(struct vpacked *vq, struct vuser_buf *m, uint32_t room, uint32_t len,
+			    bool check_len, struct vuser_buf **out)
+{
+	if (unlikely(check_len && len > room)) {
+		vq->errors++;
+		vpool_put_chains(&m, 1);
+		return false;
+	}
+	*out = m;
+	return true;
+}
+
+/* Complete the chain with this id: its positions and id free, its frame handed out. */
 static inline bool complete(struct vpacked *vq, uint16_t id, uint32_t len, bool check_len,
 			    struct vuser_buf **out)
 {
@@ -195,13 +208,7 @@ static inline bool complete(struct vpacked *vq, uint16_t id, uint32_t len, bool 
 
 	release_chain(vq, id);
 	free_id(vq, id);
-	if (unlikely(check_len && len > room)) {
-		vq->errors++;
-		vpool_put_chains(&m, 1);
-		return false;
-	}
-	*out = m;
-	return true;
+	return hand_out(vq, m, room, len, check_len, out);
 }
 
 /* Where a used id stands among the ring positions in flight, oldest first. */
@@ -235,13 +242,10 @@ static unsigned take_batch(struct vpacked *vq, struct vuser_buf **b, uint32_t *l
 			uint32_t l = pos == last ? vq->pending_len : 0;
 
 			s->buf = NULL;
-			if (unlikely(check_len && l > s->len)) {
-				vq->errors++;
-				vpool_put_chains(&m, 1);
-			} else {
+			if (hand_out(vq, m, s->len, l, check_len, &b[got])) {
 				if (lens)
 					lens[got] = l;
-				b[got++] = m;
+				got++;
 			}
 			if (++pos == vq->size) {
 				pos = 0;

@@ -56,7 +56,7 @@ int vdsplit_avail_count(struct vdsplit *vq)
 	return n;
 }
 
-int vdwalk_violation(struct vdsplit *vq, const char *why)
+int vdsplit_violation(struct vdsplit *vq, const char *why)
 {
 	return violation(vq, why);
 }

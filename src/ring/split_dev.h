@@ -129,15 +129,16 @@ static inline int vdsplit_avail_atleast(struct vdsplit *vq, unsigned want)
 	return known >= want && known <= vq->size ? known : vdsplit_avail_count(vq);
 }
 
+/* Out of line (a rare turn): records why and returns -EPROTO. */
+int vdsplit_violation(struct vdsplit *vq, const char *why);
+
 /* The head at avail position last_avail + i, checked; -EPROTO when out of range. */
 static inline int vdsplit_head(struct vdsplit *vq, uint16_t i)
 {
 	uint16_t head = READ_ONCE(vq->avail->ring[(uint16_t)(vq->last_avail + i) & vq->mask]);
 
-	if (unlikely(head >= vq->size)) {
-		vq->why = "avail ring names a descriptor beyond the ring";
-		return -EPROTO;
-	}
+	if (unlikely(head >= vq->size))
+		return vdsplit_violation(vq, "avail ring names a descriptor beyond the ring");
 	return head;
 }
 
@@ -152,9 +153,7 @@ static inline void vdwalk_start(const struct vdsplit *vq, uint16_t head, struct 
 	w->done = false;
 }
 
-/* Out of line: the rare turns of a walk. Both return -EPROTO with vq->why set, or 0. */
-int vdwalk_violation(struct vdsplit *vq, const char *why);
-/* Step into the indirect table the descriptor (addr, len, flags) names. */
+/* Out of line: step into the indirect table a descriptor (addr, len, flags) names; 0 or -EPROTO. */
 int vdwalk_indirect(struct vdsplit *vq, struct vdwalk *w, uint64_t addr, uint32_t len,
 		    uint16_t flags);
 
@@ -175,7 +174,7 @@ static inline int vdwalk_next(struct vdsplit *vq, struct vdwalk *w, struct vdseg
 		if (w->done)
 			return 0;
 		if (unlikely(!w->budget))
-			return vdwalk_violation(vq, "descriptor chain loops or is longer than its table");
+			return vdsplit_violation(vq, "descriptor chain loops or is longer than its table");
 		w->budget--;
 		/* One copy of each field: the driver may rewrite them under us. */
 		src = &w->table[w->idx];
@@ -192,7 +191,7 @@ static inline int vdwalk_next(struct vdsplit *vq, struct vdwalk *w, struct vdseg
 		}
 		if (flags & VRING_DESC_F_NEXT) {
 			if (unlikely(next >= w->table_size))
-				return vdwalk_violation(vq, "descriptor next beyond its table");
+				return vdsplit_violation(vq, "descriptor next beyond its table");
 			w->idx = next;
 		} else {
 			w->done = true;
