@@ -451,6 +451,27 @@ static void csum_complete(struct vuser_buf *b)
 	b->vnet.flags &= (uint8_t)~VIRTIO_NET_HDR_F_NEEDS_CSUM;
 }
 
+/*
+ * Write a receive header only where it differs from what the buffer holds.
+ * A frontend reuses its receive buffers and does not write their headers, so
+ * the one left from a buffer's last lap mostly says the same; a store would
+ * take the line from the frontend's core only for it to read the line back.
+ * The compare reads the frontend's memory, which it may change under us as
+ * it may after any store: it only decides whether to store.
+ */
+static inline void put_hdr(uint8_t *p, const uint8_t *hdr)
+{
+	uint64_t a, b;
+	uint32_t c, d;
+
+	memcpy(&a, p, 8);
+	memcpy(&b, hdr, 8);
+	memcpy(&c, p + 8, 4);
+	memcpy(&d, hdr + 8, 4);
+	if (a != b || c != d)
+		memcpy(p, hdr, VHDR);
+}
+
 /* Where we are in the source frame while filling receive chains. */
 struct src_pos {
 	const struct vuser_buf *seg;
@@ -477,7 +498,7 @@ static int fill_chain(struct vhq *r, struct walk *w, const uint8_t *hdr, uint32_
 			return ring_violation(r, "readable descriptor in a receive chain");
 		if (*hdr_left == hdr_len && room >= VHDR) {
 			/* The usual layout: the whole header in the first buffer. */
-			memcpy(p, hdr, VHDR);
+			put_hdr(p, hdr);
 			nb_ptr[0] = p + offsetof(struct virtio_net_hdr_mrg_rxbuf, num_buffers);
 			nb_ptr[1] = nb_ptr[0] + 1;
 			p += hdr_len;
@@ -640,10 +661,13 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 			}
 			break;
 		}
-		if (nb_ptr[0])
-			*nb_ptr[0] = (uint8_t)nbufs;
-		if (nb_ptr[1])
-			*nb_ptr[1] = (uint8_t)(nbufs >> 8);
+		/* The header went out saying one buffer: only a merged frame changes it. */
+		if (nbufs != 1) {
+			if (nb_ptr[0])
+				*nb_ptr[0] = (uint8_t)nbufs;
+			if (nb_ptr[1])
+				*nb_ptr[1] = (uint8_t)(nbufs >> 8);
+		}
 		used += nbufs;
 		bytes += f->pkt_len;
 		sent++;
