@@ -115,17 +115,10 @@ int vdpwalk_next_desc(struct vdpacked *vq, struct vdpwalk *w, struct vdseg *seg)
 				w->wrap = !w->wrap;
 			}
 			if (flags & VRING_DESC_F_INDIRECT) {
-				if (unlikely(!vq->indirect))
-					return violation(vq, "indirect descriptor without VIRTIO_RING_F_INDIRECT_DESC");
-				if (unlikely(flags & VRING_DESC_F_NEXT))
-					return violation(vq, "indirect descriptor with VRING_DESC_F_NEXT");
-				if (unlikely(!len || len % sizeof(struct vring_packed_desc) ||
-					     len / sizeof(struct vring_packed_desc) > vq->size))
-					return violation(vq, "indirect table empty, ragged or longer than the ring");
-				w->table = vmem_gpa(vq->mem, addr, len);
+				w->table = vdindirect_table(vq->mem, vq->indirect, addr, len, flags,
+							    vq->size, &w->table_size, &vq->why);
 				if (unlikely(!w->table))
-					return violation(vq, "indirect table outside the frontend's memory");
-				w->table_size = len / sizeof(struct vring_packed_desc);
+					return -EPROTO;
 				w->table_idx = 0;
 				continue;
 			}

@@ -38,7 +38,7 @@ void vdsplit_remap(struct vdsplit *vq, void *desc, void *avail, void *used, bool
 	WRITE_ONCE(vq->used->flags, VRING_USED_F_NO_NOTIFY);
 }
 
-static int violation(struct vdsplit *vq, const char *why)
+int vdsplit_violation(struct vdsplit *vq, const char *why)
 {
 	vq->why = why;
 	return -EPROTO;
@@ -51,32 +51,49 @@ int vdsplit_avail_count(struct vdsplit *vq)
 	uint16_t n = (uint16_t)(idx - vq->last_avail);
 
 	if (unlikely(n > vq->size))
-		return violation(vq, "avail idx moved by more than the ring size");
+		return vdsplit_violation(vq, "avail idx moved by more than the ring size");
 	vq->avail_seen = idx;
 	return n;
 }
 
-int vdsplit_violation(struct vdsplit *vq, const char *why)
+_Static_assert(sizeof(struct vring_desc) == VD_DESC_BYTES, "split descriptor size");
+_Static_assert(sizeof(struct vring_packed_desc) == VD_DESC_BYTES, "packed descriptor size");
+
+const void *vdindirect_table(const struct vmem *mem, bool negotiated, uint64_t addr, uint32_t len,
+			     uint16_t flags, unsigned ring_size, uint32_t *n, const char **why)
 {
-	return violation(vq, why);
+	const void *t;
+
+	if (unlikely(!negotiated)) {
+		*why = "indirect descriptor without VIRTIO_RING_F_INDIRECT_DESC";
+		return NULL;
+	}
+	if (unlikely(flags & VRING_DESC_F_NEXT)) {
+		*why = "indirect descriptor with VRING_DESC_F_NEXT";
+		return NULL;
+	}
+	if (unlikely(!len || len % VD_DESC_BYTES || len / VD_DESC_BYTES > ring_size)) {
+		*why = "indirect table empty, ragged or longer than the ring";
+		return NULL;
+	}
+	t = vmem_gpa(mem, addr, len);
+	if (unlikely(!t)) {
+		*why = "indirect table outside the frontend's memory";
+		return NULL;
+	}
+	*n = len / VD_DESC_BYTES;
+	return t;
 }
 
 int vdwalk_indirect(struct vdsplit *vq, struct vdwalk *w, uint64_t addr, uint32_t len,
 		    uint16_t flags)
 {
-	if (unlikely(!vq->indirect))
-		return violation(vq, "indirect descriptor without VIRTIO_RING_F_INDIRECT_DESC");
 	if (unlikely(w->indirect))
-		return violation(vq, "indirect table inside an indirect table");
-	if (unlikely(flags & VRING_DESC_F_NEXT))
-		return violation(vq, "indirect descriptor with VRING_DESC_F_NEXT");
-	if (unlikely(!len || len % sizeof(struct vring_desc) ||
-		     len / sizeof(struct vring_desc) > vq->size))
-		return violation(vq, "indirect table empty, ragged or longer than the ring");
-	w->table = vmem_gpa(vq->mem, addr, len);
+		return vdsplit_violation(vq, "indirect table inside an indirect table");
+	w->table = vdindirect_table(vq->mem, vq->indirect, addr, len, flags, vq->size,
+				    &w->table_size, &vq->why);
 	if (unlikely(!w->table))
-		return violation(vq, "indirect table outside the frontend's memory");
-	w->table_size = len / sizeof(struct vring_desc);
+		return -EPROTO;
 	w->budget = w->table_size;
 	w->idx = 0;
 	w->indirect = true;

@@ -80,6 +80,17 @@ static inline int vdseg_check(const struct vmem *mem, uint64_t addr, uint32_t le
 	return 1;
 }
 
+/*
+ * The checks an indirect descriptor passes, in either layout (2.6.5.3.1,
+ * 2.7.7): the feature negotiated, no NEXT flag, a table of whole entries no
+ * longer than the ring, inside one mapped region. Both layouts' entries are
+ * 16 bytes. The table with *n entries, or NULL with *why set. Out of line:
+ * indirect tables are the rare turn.
+ */
+#define VD_DESC_BYTES 16u
+const void *vdindirect_table(const struct vmem *mem, bool negotiated, uint64_t addr, uint32_t len,
+			     uint16_t flags, unsigned ring_size, uint32_t *n, const char **why);
+
 /* Iterator over one chain; state is private and bounded. */
 struct vdwalk {
 	const struct vring_desc *table;
@@ -129,7 +140,7 @@ static inline int vdsplit_avail_atleast(struct vdsplit *vq, unsigned want)
 	return known >= want && known <= vq->size ? known : vdsplit_avail_count(vq);
 }
 
-/* Out of line (a rare turn): records why and returns -EPROTO. */
+/* Records why the ring broke a rule and returns -EPROTO; out of line, a rare turn. */
 int vdsplit_violation(struct vdsplit *vq, const char *why);
 
 /* The head at avail position last_avail + i, checked; -EPROTO when out of range. */
