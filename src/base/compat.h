@@ -76,4 +76,32 @@ static inline void vcopy(void *restrict dst, const void *restrict src, unsigned 
 	}
 }
 
+/*
+ * Copy a large frame into a frontend's buffer. Its lines are seldom in this
+ * core's cache (a frontend like DPDK's cycles its buffers through a large
+ * pool), and a vector store must first fetch the line it overwrites; a long
+ * rep movsb lets the CPU write whole lines without that read. Below about a
+ * kilobyte, or into lines this core already holds, the vector copy wins, so
+ * smaller copies keep it (docs/bench.md). Sanitizer builds keep the checked
+ * copy: the instruction is invisible to them.
+ */
+#define VCOPY_OUT_MIN 1024
+#if defined(__SANITIZE_ADDRESS__)
+#define VCOPY_CHECKED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VCOPY_CHECKED 1
+#endif
+#endif
+static inline void vcopy_out(void *restrict dst, const void *restrict src, unsigned long n)
+{
+#if defined(__x86_64__) && !defined(VCOPY_CHECKED)
+	if (n >= VCOPY_OUT_MIN) {
+		__asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+		return;
+	}
+#endif
+	vcopy(dst, src, n);
+}
+
 #endif

@@ -19,6 +19,8 @@
 
 #define BIT(n) (1ull << (n))
 #define VHOST_BURST 64
+/* A transmit call of at least this many frames is a burst (see struct src_pos). */
+#define VHOST_BULK_MIN 4
 /* Largest frame taken from a frontend: 64 KiB, as a TSO-less virtio-net allows. */
 #define VHOST_MAX_FRAME 65536u
 /* VERSION_1 is required, so the header always has num_buffers: 12 bytes. */
@@ -477,6 +479,7 @@ struct src_pos {
 	const struct vuser_buf *seg;
 	uint32_t off;
 	uint32_t left;          /* bytes of the frame not yet copied */
+	bool bulk;              /* part of a burst: large pieces go by vcopy_out() */
 };
 
 /*
@@ -528,7 +531,10 @@ static int fill_chain(struct vhq *r, struct walk *w, const uint8_t *hdr, uint32_
 				src->off = 0;
 				continue;
 			}
-			vcopy(p, vuser_buf_data(src->seg) + src->off, k);
+			if (src->bulk)
+				vcopy_out(p, vuser_buf_data(src->seg) + src->off, k);
+			else
+				vcopy(p, vuser_buf_data(src->seg) + src->off, k);
 			p += k;
 			room -= k;
 			written += k;
@@ -597,7 +603,13 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 	for (; done < n; done++) {
 		struct vuser_buf *f = b[done];
 		struct virtio_net_hdr_mrg_rxbuf h = { .num_buffers = 1 };
-		struct src_pos src = { f, 0, f->pkt_len };
+		/*
+		 * A call of a few frames is mostly a reply someone waits for
+		 * (light load, a ping-pong): the plain copy into lines that
+		 * vhost_warm_tx brought here answers sooner. A burst is bound by
+		 * how fast lines can be written, where vcopy_out() is faster.
+		 */
+		struct src_pos src = { f, 0, f->pkt_len, n >= VHOST_BULK_MIN };
 		uint32_t hdr_left = hdr_len;
 		uint8_t *nb_ptr[2] = { NULL, NULL };
 		/* Packed only: where to give this frame's chains back if it does not fit. */
