@@ -31,8 +31,6 @@ static void one(bool out, size_t len, size_t soff, size_t doff)
 	uint8_t *d = dst_area + GUARD + doff;
 	size_t bad = 0;
 
-	for (size_t i = 0; i < sizeof(src_area); i++)
-		src_area[i] = pat(i);
 	memset(dst_area, 0xa5, sizeof(dst_area));
 	if (out)
 		vcopy_out(d, s, len);
@@ -55,22 +53,20 @@ static void one(bool out, size_t len, size_t soff, size_t doff)
 int main(void)
 {
 	static const size_t offs[] = { 0, 1, 7, 8, 31, 32, 63 };
-	size_t lens[64], nl = 0;
+	static const size_t lens[] = {
+		0, 1, 64, 65,
+		VCOPY_OUT_MIN - 3, VCOPY_OUT_MIN - 2, VCOPY_OUT_MIN - 1, VCOPY_OUT_MIN,
+		VCOPY_OUT_MIN + 1, VCOPY_OUT_MIN + 2, VCOPY_OUT_MIN + 3,
+		1518, 2048, 4097, AREA - 64,
+	};
 
+	/* The source is only ever read. */
+	for (size_t i = 0; i < sizeof(src_area); i++)
+		src_area[i] = pat(i);
 	/* Every short length (vcopy's fixed moves), then the method changes. */
 	for (size_t l = 0; l <= 130; l++)
 		one(false, l, 3, 5);
-	for (size_t l = VCOPY_OUT_MIN - 3; l <= VCOPY_OUT_MIN + 3; l++)
-		lens[nl++] = l;
-	lens[nl++] = 0;
-	lens[nl++] = 1;
-	lens[nl++] = 64;
-	lens[nl++] = 65;
-	lens[nl++] = 1518;
-	lens[nl++] = 2048;
-	lens[nl++] = 4097;
-	lens[nl++] = AREA - 64;
-	for (size_t i = 0; i < nl; i++)
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
 		for (size_t a = 0; a < sizeof(offs) / sizeof(offs[0]); a++)
 			for (size_t b = 0; b < sizeof(offs) / sizeof(offs[0]); b++) {
 				one(true, lens[i], offs[a], offs[b]);

@@ -587,6 +587,13 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 	const bool mrg = v->features & BIT(VIRTIO_NET_F_MRG_RXBUF);
 	const bool guest_csum = v->features & BIT(VIRTIO_NET_F_GUEST_CSUM);
 	const uint32_t hdr_len = VHDR;
+	/*
+	 * A call of a few frames is mostly a reply someone waits for (light
+	 * load, a ping-pong): the plain copy into lines that vhost_warm_tx
+	 * brought here answers sooner. A burst is bound by how fast lines can
+	 * be written, where vcopy_out() is faster.
+	 */
+	const bool bulk = n >= VHOST_BULK_MIN;
 	uint64_t bytes = 0, drops = 0;
 	unsigned sent = 0, done = 0;
 	uint16_t used = 0;
@@ -603,13 +610,7 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 	for (; done < n; done++) {
 		struct vuser_buf *f = b[done];
 		struct virtio_net_hdr_mrg_rxbuf h = { .num_buffers = 1 };
-		/*
-		 * A call of a few frames is mostly a reply someone waits for
-		 * (light load, a ping-pong): the plain copy into lines that
-		 * vhost_warm_tx brought here answers sooner. A burst is bound by
-		 * how fast lines can be written, where vcopy_out() is faster.
-		 */
-		struct src_pos src = { f, 0, f->pkt_len, n >= VHOST_BULK_MIN };
+		struct src_pos src = { f, 0, f->pkt_len, bulk };
 		uint32_t hdr_left = hdr_len;
 		uint8_t *nb_ptr[2] = { NULL, NULL };
 		/* Packed only: where to give this frame's chains back if it does not fit. */
