@@ -2988,6 +2988,59 @@ static void c_pk_rx_next_unavail(struct fe *fe, struct expect *ex)
 	cut_dp(ex, 0, "not available");
 }
 
+/*
+ * Four receive descriptors side by side, as the device takes them in one
+ * step, one of them (bad) breaking a rule: the device must still find it
+ * and name it. Four frames of 64 bytes, which each fit one buffer.
+ */
+enum pk_bad { PK_BAD_READABLE, PK_BAD_OUTSIDE, PK_BAD_NEXT_UNAVAIL };
+
+static void pk_rx_four(struct fe *fe, unsigned bad, enum pk_bad how)
+{
+	static const uint32_t sizes[4] = { 64, 64, 64, 64 };
+
+	for (uint16_t i = 0; i < 4; i++) {
+		uint64_t addr = fe_addr(fe, RXBUF_OFF + (uint64_t)i * RXBUF_LEN);
+		uint16_t flags = VRING_DESC_F_WRITE;
+
+		if (i == bad && how == PK_BAD_READABLE)
+			flags = 0;
+		if (i == bad && how == PK_BAD_OUTSIDE)
+			addr = fe_addr(fe, MEM_SIZE + 0x1000);
+		if (i == bad && how == PK_BAD_NEXT_UNAVAIL)
+			flags |= VRING_DESC_F_NEXT;
+		/* What follows a chain that goes on was never made available. */
+		if (how == PK_BAD_NEXT_UNAVAIL && i == bad + 1)
+			continue;
+		pk_desc(fe, 0, i, addr, RXBUF_LEN, i, PK_ON(flags));
+	}
+	srv_job(4, 45, sizes);
+}
+
+static void c_pk_rx4_readable(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, false))
+		return;
+	pk_rx_four(fe, 2, PK_BAD_READABLE);
+	cut_dp(ex, 0, "readable descriptor in a receive chain");
+}
+
+static void c_pk_rx4_outside(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, false))
+		return;
+	pk_rx_four(fe, 3, PK_BAD_OUTSIDE);
+	cut_dp(ex, 0, "buffer outside");
+}
+
+static void c_pk_rx4_next_unavail(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, false))
+		return;
+	pk_rx_four(fe, 2, PK_BAD_NEXT_UNAVAIL);
+	cut_dp(ex, 0, "not available");
+}
+
 static void c_pk_base_beyond(struct fe *fe, struct expect *ex)
 {
 	struct hs o = hs_packed();
@@ -3123,6 +3176,9 @@ static const struct tcase cases[] = {
 	{ "packed: writable desc in tx chain", c_pk_tx_writable, false },
 	{ "packed: readable desc in rx chain", c_pk_rx_readable, false },
 	{ "packed: rx chain into unavailable", c_pk_rx_next_unavail, false },
+	{ "packed: rx 4 in a row, 3rd readable", c_pk_rx4_readable, false },
+	{ "packed: rx 4 in a row, 4th outside memory", c_pk_rx4_outside, false },
+	{ "packed: rx 4 in a row, 3rd into unavailable", c_pk_rx4_next_unavail, false },
 	{ "packed: base beyond the ring", c_pk_base_beyond, false },
 	{ "packed: layout changed while running", c_pk_layout_change, false },
 	{ "packed: traffic across the wrap", c_pk_good_wrap, false },
