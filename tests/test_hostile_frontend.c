@@ -2805,6 +2805,54 @@ static void c_dp_rx_nomrg_drop(struct fe *fe, struct expect *ex)
 }
 
 
+/*
+ * Four receive buffers side by side, as the device takes them in one step,
+ * one of them (bad) breaking a rule: the device must still find it and
+ * name it. Four frames of 64 bytes, which each fit one buffer.
+ */
+enum rx4_bad { RX4_READABLE, RX4_OUTSIDE, RX4_HEAD_BEYOND, RX4_NEXT_UNAVAIL };
+static const uint32_t rx4_sizes[4] = { 64, 64, 64, 64 };
+
+static void sp_rx_four(struct fe *fe, unsigned bad, enum rx4_bad how)
+{
+	for (uint16_t i = 0; i < 4; i++) {
+		uint64_t addr = fe_addr(fe, RXBUF_OFF + (uint64_t)i * RXBUF_LEN);
+		uint16_t flags = VRING_DESC_F_WRITE;
+
+		if (i == bad && how == RX4_READABLE)
+			flags = 0;
+		if (i == bad && how == RX4_OUTSIDE)
+			addr = fe_addr(fe, MEM_SIZE + 0x1000);
+		fe_desc(fe, 0, i, addr, RXBUF_LEN, flags, 0);
+		fe_push(fe, 0, i == bad && how == RX4_HEAD_BEYOND ? QSIZE : i);
+	}
+	srv_job(4, 46, rx4_sizes);
+}
+
+static void c_dp_rx4_readable(struct fe *fe, struct expect *ex)
+{
+	if (!dp_rx_setup(fe))
+		return;
+	sp_rx_four(fe, 2, RX4_READABLE);
+	cut_dp(ex, 0, "readable descriptor in a receive chain");
+}
+
+static void c_dp_rx4_outside(struct fe *fe, struct expect *ex)
+{
+	if (!dp_rx_setup(fe))
+		return;
+	sp_rx_four(fe, 3, RX4_OUTSIDE);
+	cut_dp(ex, 0, "buffer outside");
+}
+
+static void c_dp_rx4_head_beyond(struct fe *fe, struct expect *ex)
+{
+	if (!dp_rx_setup(fe))
+		return;
+	sp_rx_four(fe, 2, RX4_HEAD_BEYOND);
+	cut_dp(ex, 0, "names a descriptor beyond");
+}
+
 /* ...................................................... the packed layout */
 
 static bool dp_packed(struct fe *fe, bool post_rx)
@@ -2988,40 +3036,32 @@ static void c_pk_rx_next_unavail(struct fe *fe, struct expect *ex)
 	cut_dp(ex, 0, "not available");
 }
 
-/*
- * Four receive descriptors side by side, as the device takes them in one
- * step, one of them (bad) breaking a rule: the device must still find it
- * and name it. Four frames of 64 bytes, which each fit one buffer.
- */
-enum pk_bad { PK_BAD_READABLE, PK_BAD_OUTSIDE, PK_BAD_NEXT_UNAVAIL };
-
-static void pk_rx_four(struct fe *fe, unsigned bad, enum pk_bad how)
+/* The four-in-a-row cases of sp_rx_four on a packed ring. */
+static void pk_rx_four(struct fe *fe, unsigned bad, enum rx4_bad how)
 {
-	static const uint32_t sizes[4] = { 64, 64, 64, 64 };
-
 	for (uint16_t i = 0; i < 4; i++) {
 		uint64_t addr = fe_addr(fe, RXBUF_OFF + (uint64_t)i * RXBUF_LEN);
 		uint16_t flags = VRING_DESC_F_WRITE;
 
-		if (i == bad && how == PK_BAD_READABLE)
+		if (i == bad && how == RX4_READABLE)
 			flags = 0;
-		if (i == bad && how == PK_BAD_OUTSIDE)
+		if (i == bad && how == RX4_OUTSIDE)
 			addr = fe_addr(fe, MEM_SIZE + 0x1000);
-		if (i == bad && how == PK_BAD_NEXT_UNAVAIL)
+		if (i == bad && how == RX4_NEXT_UNAVAIL)
 			flags |= VRING_DESC_F_NEXT;
 		/* What follows a chain that goes on was never made available. */
-		if (how == PK_BAD_NEXT_UNAVAIL && i == bad + 1)
+		if (how == RX4_NEXT_UNAVAIL && i == bad + 1)
 			continue;
 		pk_desc(fe, 0, i, addr, RXBUF_LEN, i, PK_ON(flags));
 	}
-	srv_job(4, 45, sizes);
+	srv_job(4, 45, rx4_sizes);
 }
 
 static void c_pk_rx4_readable(struct fe *fe, struct expect *ex)
 {
 	if (!dp_packed(fe, false))
 		return;
-	pk_rx_four(fe, 2, PK_BAD_READABLE);
+	pk_rx_four(fe, 2, RX4_READABLE);
 	cut_dp(ex, 0, "readable descriptor in a receive chain");
 }
 
@@ -3029,7 +3069,7 @@ static void c_pk_rx4_outside(struct fe *fe, struct expect *ex)
 {
 	if (!dp_packed(fe, false))
 		return;
-	pk_rx_four(fe, 3, PK_BAD_OUTSIDE);
+	pk_rx_four(fe, 3, RX4_OUTSIDE);
 	cut_dp(ex, 0, "buffer outside");
 }
 
@@ -3037,7 +3077,7 @@ static void c_pk_rx4_next_unavail(struct fe *fe, struct expect *ex)
 {
 	if (!dp_packed(fe, false))
 		return;
-	pk_rx_four(fe, 2, PK_BAD_NEXT_UNAVAIL);
+	pk_rx_four(fe, 2, RX4_NEXT_UNAVAIL);
 	cut_dp(ex, 0, "not available");
 }
 
@@ -3164,6 +3204,9 @@ static const struct tcase cases[] = {
 	{ "dp: rx buffer outside memory", c_dp_rx_outside, false },
 	{ "dp: rx avail idx jumps", c_dp_rx_avail_jump, false },
 	{ "dp: rx frame too big, no MRG", c_dp_rx_nomrg_drop, false },
+	{ "dp: rx 4 in a row, 3rd readable", c_dp_rx4_readable, false },
+	{ "dp: rx 4 in a row, 4th outside memory", c_dp_rx4_outside, false },
+	{ "dp: rx 4 in a row, 3rd head 256", c_dp_rx4_head_beyond, false },
 	{ "packed: chain into unavailable desc", c_pk_next_unavail, false },
 	{ "packed: chain across the wrap, old lap", c_pk_wrap_confusion, false },
 	{ "packed: used/next-lap flags left alone", c_pk_stale_flags, false },

@@ -176,32 +176,30 @@ static inline void vdpacked_take_read(struct vdpacked *vq, const struct vdpwalk 
 }
 
 /*
- * The common case in one step: VDPACKED_BATCH chains of one descriptor each
- * at the avail position, in one lap of the ring, all available, none with
+ * The common case in one step: VD_BATCH chains of one descriptor each at
+ * the avail position, in one lap of the ring, all available, none with
  * NEXT or INDIRECT, each buffer non-empty, inside one mapped region, and
  * writable exactly when rx. True with seg[] and id[] filled (each
  * descriptor read once, after its flags); false when any of that does not
  * hold, having changed nothing: the caller then walks the chains one by
  * one, which also names whatever rule was broken.
  */
-#define VDPACKED_BATCH 4
-
 static inline bool vdpacked_batch(const struct vdpacked *vq, bool rx,
-				  struct vdseg seg[VDPACKED_BATCH], uint16_t id[VDPACKED_BATCH])
+				  struct vdseg seg[VD_BATCH], uint16_t id[VD_BATCH])
 {
 	const uint16_t kind = VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE;
 	const uint16_t want = rx ? VRING_DESC_F_WRITE : 0;
 	const struct vring_packed_desc *d = &vq->desc[vq->avail_pos];
-	uint16_t flags[VDPACKED_BATCH];
+	uint16_t flags[VD_BATCH];
 
-	if (vq->avail_pos + VDPACKED_BATCH > vq->size || vq->nshadow + VDPACKED_BATCH > vq->size)
+	if (vq->avail_pos + VD_BATCH > vq->size || vq->nshadow + VD_BATCH > vq->size)
 		return false;
-	for (unsigned i = 0; i < VDPACKED_BATCH; i++)
+	for (unsigned i = 0; i < VD_BATCH; i++)
 		flags[i] = __atomic_load_n(&d[i].flags, __ATOMIC_ACQUIRE);
-	for (unsigned i = 0; i < VDPACKED_BATCH; i++)
+	for (unsigned i = 0; i < VD_BATCH; i++)
 		if (!vdpacked_is_avail(flags[i], vq->avail_wrap) || (flags[i] & kind) != want)
 			return false;
-	for (unsigned i = 0; i < VDPACKED_BATCH; i++) {
+	for (unsigned i = 0; i < VD_BATCH; i++) {
 		uint64_t addr = READ_ONCE(d[i].addr);
 		uint32_t len = READ_ONCE(d[i].len);
 
@@ -216,12 +214,12 @@ static inline bool vdpacked_batch(const struct vdpacked *vq, bool rx,
 }
 
 /* Take a batch vdpacked_batch() found: each chain used with len[i] bytes written. */
-static inline void vdpacked_take_batch(struct vdpacked *vq, const uint16_t id[VDPACKED_BATCH],
-				       const uint32_t len[VDPACKED_BATCH])
+static inline void vdpacked_take_batch(struct vdpacked *vq, const uint16_t id[VD_BATCH],
+				       const uint32_t len[VD_BATCH])
 {
-	for (unsigned i = 0; i < VDPACKED_BATCH; i++)
+	for (unsigned i = 0; i < VD_BATCH; i++)
 		vq->shadow[vq->nshadow++] = (struct vdpacked_used){ id[i], 1, len[i] };
-	vq->avail_pos = (uint16_t)(vq->avail_pos + VDPACKED_BATCH);
+	vq->avail_pos = (uint16_t)(vq->avail_pos + VD_BATCH);
 	if (vq->avail_pos == vq->size) {
 		vq->avail_pos = 0;
 		vq->avail_wrap = !vq->avail_wrap;

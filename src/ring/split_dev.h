@@ -46,6 +46,12 @@ struct vdsplit {
 	struct vring_used_elem shadow[VDSPLIT_SHADOW];
 };
 
+/*
+ * Chains a device takes in one step when each is one plain descriptor
+ * (vdsplit_batch, vdpacked_batch): four packed descriptors fill a line.
+ */
+#define VD_BATCH 4
+
 /* One buffer of a chain, translated. */
 struct vdseg {
 	uint8_t *p;
@@ -151,6 +157,44 @@ static inline int vdsplit_head(struct vdsplit *vq, uint16_t i)
 	if (unlikely(head >= vq->size))
 		return vdsplit_violation(vq, "avail ring names a descriptor beyond the ring");
 	return head;
+}
+
+/*
+ * The common case in one step: VD_BATCH chains at avail positions
+ * last_avail + i on (the caller knows they are available), each one plain
+ * descriptor: a head inside the ring, no NEXT, no INDIRECT, non-empty,
+ * inside one mapped region, writable exactly when rx. True with seg[] and
+ * head[] filled, each descriptor read once; false, having changed nothing,
+ * when any of that does not hold: the caller then walks the chains one by
+ * one, which also names whatever rule was broken.
+ */
+static inline bool vdsplit_batch(const struct vdsplit *vq, uint16_t i, bool rx,
+				 struct vdseg seg[VD_BATCH], uint16_t head[VD_BATCH])
+{
+	const uint16_t kind = VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE;
+	const uint16_t want = rx ? VRING_DESC_F_WRITE : 0;
+
+	for (unsigned k = 0; k < VD_BATCH; k++) {
+		uint16_t h = READ_ONCE(vq->avail->ring[(uint16_t)(vq->last_avail + i + k) & vq->mask]);
+		const struct vring_desc *d;
+		uint64_t addr;
+		uint32_t len;
+
+		if (h >= vq->size)
+			return false;
+		d = &vq->desc[h];
+		addr = READ_ONCE(d->addr);
+		len = READ_ONCE(d->len);
+		if ((READ_ONCE(d->flags) & kind) != want || !len)
+			return false;
+		seg[k].p = vmem_gpa(vq->mem, addr, len);
+		if (!seg[k].p)
+			return false;
+		seg[k].len = len;
+		seg[k].write = rx;
+		head[k] = h;
+	}
+	return true;
 }
 
 static inline void vdwalk_start(const struct vdsplit *vq, uint16_t head, struct vdwalk *w)

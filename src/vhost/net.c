@@ -554,34 +554,36 @@ static int fill_chain(struct vhq *r, struct walk *w, const uint8_t *hdr, uint32_
 }
 
 /*
- * Four frames of one segment each into four one-descriptor receive chains
- * that vdpacked_batch() found, with none of the general walk. Drivers post
- * their receive buffers so (vuser's port, DPDK's virtio PMD), each with room
- * for the header and a whole frame. Per frame the walk cost more than the
- * copy of a small one: its calls, its second read of the flags and its
- * state. False, having changed nothing, when anything differs from that;
- * the caller then goes frame by frame.
+ * Four frames of one segment each into four one-descriptor receive chains,
+ * found by vdsplit_batch() (at avail position at) or vdpacked_batch(), with
+ * none of the general walk. Drivers post their receive buffers so (vuser's
+ * port, DPDK's virtio PMD), each with room for the header and a whole
+ * frame. Per frame the walk cost more than the copy of a small one: its
+ * state, its checks one descriptor at a time, and on packed rings its calls
+ * and a second read of the flags. False, having changed nothing, when
+ * anything differs from that; the caller then goes frame by frame.
  */
-static bool tx_packed_batch(struct vhq *r, struct vuser_buf *const *b, bool guest_csum, bool bulk,
-			    uint64_t *bytes)
+static bool tx_batch(struct vhq *r, struct vuser_buf *const *b, uint16_t at, bool guest_csum,
+		     bool bulk, uint64_t *bytes)
 {
-	struct vdseg seg[VDPACKED_BATCH];
-	uint16_t id[VDPACKED_BATCH];
-	uint32_t len[VDPACKED_BATCH];
+	struct vdseg seg[VD_BATCH];
+	uint16_t id[VD_BATCH];
+	uint32_t len[VD_BATCH];
 
-	for (unsigned i = 0; i < VDPACKED_BATCH; i++) {
+	for (unsigned i = 0; i < VD_BATCH; i++) {
 		const struct vuser_buf *f = b[i];
 
 		if (f->next || f->data_len != f->pkt_len ||
 		    (f->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM && !guest_csum))
 			return false;
 	}
-	if (!vdpacked_batch(&r->pq, true, seg, id))
+	if (r->packed ? !vdpacked_batch(&r->pq, true, seg, id)
+		      : !vdsplit_batch(&r->vq, at, true, seg, id))
 		return false;
-	for (unsigned i = 0; i < VDPACKED_BATCH; i++)
+	for (unsigned i = 0; i < VD_BATCH; i++)
 		if (seg[i].len < VHDR + b[i]->pkt_len)
 			return false;
-	for (unsigned i = 0; i < VDPACKED_BATCH; i++) {
+	for (unsigned i = 0; i < VD_BATCH; i++) {
 		const struct vuser_buf *f = b[i];
 		struct virtio_net_hdr_mrg_rxbuf h = { .num_buffers = 1 };
 
@@ -598,7 +600,12 @@ static bool tx_packed_batch(struct vhq *r, struct vuser_buf *const *b, bool gues
 		len[i] = VHDR + f->pkt_len;
 		*bytes += f->pkt_len;
 	}
-	vdpacked_take_batch(&r->pq, id, len);
+	if (r->packed) {
+		vdpacked_take_batch(&r->pq, id, len);
+	} else {
+		for (unsigned i = 0; i < VD_BATCH; i++)
+			vdsplit_put_used(&r->vq, id[i], len[i]);
+	}
 	return true;
 }
 
@@ -667,11 +674,11 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 		uint16_t nbufs = 0;
 
 		/* Four at a time where the ring and the frames allow it. */
-		if (r->packed && n - done >= VDPACKED_BATCH &&
-		    tx_packed_batch(r, b + done, guest_csum, bulk, &bytes)) {
-			done += VDPACKED_BATCH - 1;
-			used += VDPACKED_BATCH;
-			sent += VDPACKED_BATCH;
+		if (n - done >= VD_BATCH && (r->packed || (int)used + VD_BATCH <= avail) &&
+		    tx_batch(r, b + done, used, guest_csum, bulk, &bytes)) {
+			done += VD_BATCH - 1;
+			used += VD_BATCH;
+			sent += VD_BATCH;
 			continue;
 		}
 		if (f->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM && !guest_csum)
