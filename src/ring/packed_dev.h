@@ -187,8 +187,6 @@ static inline void vdpacked_take_read(struct vdpacked *vq, const struct vdpwalk 
 static inline bool vdpacked_batch(const struct vdpacked *vq, bool rx,
 				  struct vdseg seg[VD_BATCH], uint16_t id[VD_BATCH])
 {
-	const uint16_t kind = VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE;
-	const uint16_t want = rx ? VRING_DESC_F_WRITE : 0;
 	const struct vring_packed_desc *d = &vq->desc[vq->avail_pos];
 	uint16_t flags[VD_BATCH];
 
@@ -197,17 +195,12 @@ static inline bool vdpacked_batch(const struct vdpacked *vq, bool rx,
 	for (unsigned i = 0; i < VD_BATCH; i++)
 		flags[i] = __atomic_load_n(&d[i].flags, __ATOMIC_ACQUIRE);
 	for (unsigned i = 0; i < VD_BATCH; i++)
-		if (!vdpacked_is_avail(flags[i], vq->avail_wrap) || (flags[i] & kind) != want)
+		if (!vdpacked_is_avail(flags[i], vq->avail_wrap))
 			return false;
 	for (unsigned i = 0; i < VD_BATCH; i++) {
-		uint64_t addr = READ_ONCE(d[i].addr);
-		uint32_t len = READ_ONCE(d[i].len);
-
-		seg[i].p = len ? vmem_gpa(vq->mem, addr, len) : NULL;
-		if (!seg[i].p)
+		if (!vdseg_plain(vq->mem, READ_ONCE(d[i].addr), READ_ONCE(d[i].len), flags[i], rx,
+				 &seg[i]))
 			return false;
-		seg[i].len = len;
-		seg[i].write = rx;
 		id[i] = READ_ONCE(d[i].id);
 	}
 	return true;

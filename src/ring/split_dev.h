@@ -87,6 +87,25 @@ static inline int vdseg_check(const struct vmem *mem, uint64_t addr, uint32_t le
 }
 
 /*
+ * What each chain of a batch (vdsplit_batch, vdpacked_batch) must be: one
+ * plain descriptor, no NEXT and no INDIRECT, writable exactly when rx,
+ * non-empty, and inside one mapped region. True with *seg filled; false
+ * leaves the rule for the chain walk to name.
+ */
+static inline bool vdseg_plain(const struct vmem *mem, uint64_t addr, uint32_t len, uint16_t flags,
+			       bool rx, struct vdseg *seg)
+{
+	const uint16_t kind = VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE;
+
+	if ((flags & kind) != (rx ? VRING_DESC_F_WRITE : 0) || !len)
+		return false;
+	seg->p = vmem_gpa(mem, addr, len);
+	seg->len = len;
+	seg->write = rx;
+	return seg->p != NULL;
+}
+
+/*
  * The checks an indirect descriptor passes, in either layout (2.6.5.3.1,
  * 2.7.7): the feature negotiated, no NEXT flag, a table of whole entries no
  * longer than the ring, inside one mapped region. Both layouts' entries are
@@ -171,27 +190,16 @@ static inline int vdsplit_head(struct vdsplit *vq, uint16_t i)
 static inline bool vdsplit_batch(const struct vdsplit *vq, uint16_t i, bool rx,
 				 struct vdseg seg[VD_BATCH], uint16_t head[VD_BATCH])
 {
-	const uint16_t kind = VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE;
-	const uint16_t want = rx ? VRING_DESC_F_WRITE : 0;
-
 	for (unsigned k = 0; k < VD_BATCH; k++) {
 		uint16_t h = READ_ONCE(vq->avail->ring[(uint16_t)(vq->last_avail + i + k) & vq->mask]);
 		const struct vring_desc *d;
-		uint64_t addr;
-		uint32_t len;
 
 		if (h >= vq->size)
 			return false;
 		d = &vq->desc[h];
-		addr = READ_ONCE(d->addr);
-		len = READ_ONCE(d->len);
-		if ((READ_ONCE(d->flags) & kind) != want || !len)
+		if (!vdseg_plain(vq->mem, READ_ONCE(d->addr), READ_ONCE(d->len), READ_ONCE(d->flags),
+				 rx, &seg[k]))
 			return false;
-		seg[k].p = vmem_gpa(vq->mem, addr, len);
-		if (!seg[k].p)
-			return false;
-		seg[k].len = len;
-		seg[k].write = rx;
 		head[k] = h;
 	}
 	return true;

@@ -474,6 +474,28 @@ static inline void put_hdr(uint8_t *p, const uint8_t *hdr)
 		memcpy(p, hdr, VHDR);
 }
 
+/* The copy into a frontend's buffer: vcopy_out() for a burst (see vhost_tx), else vcopy(). */
+static inline void copy_out(bool bulk, uint8_t *dst, const uint8_t *src, uint32_t n)
+{
+	if (bulk)
+		vcopy_out(dst, src, n);
+	else
+		vcopy(dst, src, n);
+}
+
+/* The receive header of frame f: one buffer, and its checksum request when offered. */
+static inline struct virtio_net_hdr_mrg_rxbuf rx_hdr(const struct vuser_buf *f, bool guest_csum)
+{
+	struct virtio_net_hdr_mrg_rxbuf h = { .num_buffers = 1 };
+
+	if (guest_csum) {
+		h.flags = f->vnet.flags;
+		h.csum_start = f->vnet.csum_start;
+		h.csum_offset = f->vnet.csum_offset;
+	}
+	return h;
+}
+
 /* Where we are in the source frame while filling receive chains. */
 struct src_pos {
 	const struct vuser_buf *seg;
@@ -531,10 +553,7 @@ static int fill_chain(struct vhq *r, struct walk *w, const uint8_t *hdr, uint32_
 				src->off = 0;
 				continue;
 			}
-			if (src->bulk)
-				vcopy_out(p, vuser_buf_data(src->seg) + src->off, k);
-			else
-				vcopy(p, vuser_buf_data(src->seg) + src->off, k);
+			copy_out(src->bulk, p, vuser_buf_data(src->seg) + src->off, k);
 			p += k;
 			room -= k;
 			written += k;
@@ -585,18 +604,10 @@ static bool tx_batch(struct vhq *r, struct vuser_buf *const *b, uint16_t at, boo
 			return false;
 	for (unsigned i = 0; i < VD_BATCH; i++) {
 		const struct vuser_buf *f = b[i];
-		struct virtio_net_hdr_mrg_rxbuf h = { .num_buffers = 1 };
+		const struct virtio_net_hdr_mrg_rxbuf h = rx_hdr(f, guest_csum);
 
-		if (guest_csum) {
-			h.flags = f->vnet.flags;
-			h.csum_start = f->vnet.csum_start;
-			h.csum_offset = f->vnet.csum_offset;
-		}
 		put_hdr(seg[i].p, (const uint8_t *)&h);
-		if (bulk)
-			vcopy_out(seg[i].p + VHDR, vuser_buf_data(f), f->pkt_len);
-		else
-			vcopy(seg[i].p + VHDR, vuser_buf_data(f), f->pkt_len);
+		copy_out(bulk, seg[i].p + VHDR, vuser_buf_data(f), f->pkt_len);
 		len[i] = VHDR + f->pkt_len;
 		*bytes += f->pkt_len;
 	}
@@ -665,7 +676,7 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 
 	for (; done < n; done++) {
 		struct vuser_buf *f = b[done];
-		struct virtio_net_hdr_mrg_rxbuf h = { .num_buffers = 1 };
+		struct virtio_net_hdr_mrg_rxbuf h;
 		struct src_pos src = { f, 0, f->pkt_len, bulk };
 		uint32_t hdr_left = hdr_len;
 		uint8_t *nb_ptr[2] = { NULL, NULL };
@@ -683,11 +694,7 @@ int vhost_tx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 		}
 		if (f->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM && !guest_csum)
 			csum_complete(f);
-		if (guest_csum) {
-			h.flags = f->vnet.flags;
-			h.csum_start = f->vnet.csum_start;
-			h.csum_offset = f->vnet.csum_offset;
-		}
+		h = rx_hdr(f, guest_csum);
 		if (r->packed)
 			mark = vdpacked_mark(&r->pq);
 		while (src.left || hdr_left) {
