@@ -70,6 +70,7 @@ static void same_config(const struct vuser_port_config *got,
 	CHECK_EQ(got->mrg_rxbuf, want->mrg_rxbuf);
 	CHECK_EQ(got->in_order, want->in_order);
 	CHECK_EQ(got->packed_vq, want->packed_vq);
+	CHECK_EQ(got->notify, want->notify);
 	CHECK_EQ(got->queues, want->queues);
 	CHECK_EQ(got->queue_size, want->queue_size);
 }
@@ -174,6 +175,9 @@ static const struct bad_case {
 	{ "path=" SOCK ",in_order=on", -EINVAL, "in_order=on", "not 0 or 1" },
 	{ "path=" SOCK ",packed_vq=10", -EINVAL, "packed_vq=10", "not 0 or 1" },
 	{ "path=" SOCK ",packed_vq=false", -EINVAL, "packed_vq=false", "not 0 or 1" },
+	{ "path=" SOCK ",notify=2", -EINVAL, "notify=2", "not 0 or 1" },
+	{ "path=" SOCK ",notify", -EINVAL, "notify", NULL },
+	{ "path=" SOCK ",notify=0,notify=0", -EINVAL, "notify=0", "given twice" },
 
 	/* path and iface */
 	{ "queues=2", -EINVAL, "path is mandatory", NULL },
@@ -270,6 +274,7 @@ static void test_good_devargs(void)
 	CHECK_EQ(cfg.server, 0);
 	CHECK_EQ(cfg.reconnect, 1);
 	CHECK_EQ(cfg.packed_vq, 0);
+	CHECK_EQ(cfg.notify, 1);
 	CHECK_EQ(cfg.mac_set, 0);
 	/* defaults need a path before they pass */
 	bad_config(&cfg, -EINVAL, "path is mandatory", NULL, "init only");
@@ -351,6 +356,13 @@ static void test_good_devargs(void)
 	good("path=" SOCK ",server=0,reconnect=0", &want);
 	want.reconnect = true;
 	good("path=" SOCK ",reconnect=1", &want);
+
+	/* kicks: on unless the backend is said to poll */
+	want = with_path(SOCK);
+	good("path=" SOCK ",notify=1", &want);
+	want.notify = false;
+	good("path=" SOCK ",notify=0", &want);
+	good("notify=0,packed_vq=0,path=" SOCK, &want);
 
 	/* every key at once, in another order */
 	want = with_path(SOCK);

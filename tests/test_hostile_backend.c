@@ -14,6 +14,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -95,6 +96,8 @@ struct fb_vring {
 	uint64_t desc, avail, used;
 	bool addr_set;
 	bool kick;
+	bool kick_nofd;          /* the last SET_VRING_KICK had the no-fd flag */
+	int kickfd;              /* a copy of the kick eventfd, or -1 */
 	bool enabled;
 };
 
@@ -463,6 +466,11 @@ static void fb_handle(struct fakebe *fb, const struct vhost_user_msg *m, const i
 	}
 	case VHOST_USER_SET_VRING_KICK:
 		fb->vr[idx].kick = true;
+		fb->vr[idx].kick_nofd = pl->u64 & VHOST_USER_VRING_NOFD_MASK;
+		/* Kept, so that a case can count the kicks. */
+		if (fb->vr[idx].kickfd >= 0)
+			close(fb->vr[idx].kickfd);
+		fb->vr[idx].kickfd = nfds ? fcntl(fds[0], F_DUPFD_CLOEXEC, 0) : -1;
 		break;
 	case VHOST_USER_SET_VRING_CALL:
 		break;
@@ -569,6 +577,8 @@ static struct fakebe *fakebe_start(const struct fb_script *sc)
 		return NULL;
 	fb->sc = *sc;
 	fb->lfd = fb->cfd = fb->stopfd = -1;
+	for (unsigned i = 0; i < FB_RINGS; i++)
+		fb->vr[i].kickfd = -1;
 	pthread_mutex_init(&fb->mu, NULL);
 	snprintf(fb->dir, sizeof(fb->dir), "/tmp/vuser-hostile.XXXXXX");
 	if (!mkdtemp(fb->dir)) {
@@ -622,6 +632,9 @@ static void fakebe_destroy(struct fakebe *fb)
 	fakebe_stop(fb);
 	close(fb->lfd);
 	close(fb->stopfd);
+	for (unsigned i = 0; i < FB_RINGS; i++)
+		if (fb->vr[i].kickfd >= 0)
+			close(fb->vr[i].kickfd);
 	if (fb->map)
 		munmap(fb->map, fb->map_len);
 	unlink(fb->path);
@@ -1726,6 +1739,117 @@ static void case_backend_gone(void)
 	fakebe_destroy(fb);
 }
 
+/* ------------------------------------------------------------- kicks (12) */
+
+/* Kicks the port wrote on ring i's eventfd since the last look (0 when none). */
+static uint64_t kicks(struct fakebe *fb, unsigned i)
+{
+	uint64_t n = 0;
+	int fd;
+
+	pthread_mutex_lock(&fb->mu);
+	fd = fb->vr[i].kickfd;
+	pthread_mutex_unlock(&fb->mu);
+	/* The port's eventfd is non-blocking, and so is this copy of it. */
+	if (fd < 0 || read(fd, &n, sizeof(n)) != sizeof(n))
+		return 0;
+	return n;
+}
+
+/*
+ * With notify=1 (the default) the port kicks when the device's flags ask for
+ * it and not when they say NO_NOTIFY. With notify=0 it gives the backend no
+ * kick fd, with the no-fd flag on both rings, and frames still reach a device
+ * that asks for kicks but polls, as it must then.
+ */
+static void case_kicks(void)
+{
+	struct vuser_port_stats st0;
+	struct vuser_buf *in[8];
+	struct fakebe *fb;
+	struct txt t;
+	uint16_t head, avail;
+	uint8_t *buf;
+	uint32_t cap;
+	bool nofd[FB_RINGS];
+	int fd[FB_RINGS];
+
+	if (!tx_begin(&fb, true, &t))
+		return;
+	pthread_mutex_lock(&fb->mu);
+	for (unsigned i = 0; i < FB_RINGS; i++) {
+		nofd[i] = fb->vr[i].kick_nofd;
+		fd[i] = fb->vr[i].kickfd;
+	}
+	pthread_mutex_unlock(&fb->mu);
+	for (unsigned i = 0; i < FB_RINGS; i++) {
+		CHECK(!nofd[i]);
+		CHECK(fd[i] >= 0);
+	}
+	/* The port's rings start with flags 0: every publish may kick. */
+	kicks(fb, 1);
+	tx_send(&t, 4);
+	CHECK(kicks(fb, 1) >= 1);
+	__atomic_store_n(&t.d.tx.used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELEASE);
+	tx_send(&t, 4);
+	CHECK_EQ(kicks(fb, 1), 0);
+	__atomic_store_n(&t.d.tx.used->flags, 0, __ATOMIC_RELEASE);
+	tx_send(&t, 4);
+	CHECK(kicks(fb, 1) >= 1);
+	tx_return(&t, t.nheads);
+	get_stats(t.p, &st0);
+	tx_reclaim(&t, &st0, false, "notify=1: frames returned");
+	tx_end(fb, &t, "kicks, notify=1");
+
+	memset(&t, 0, sizeof(t));
+	if (!open_good(&fb, ",notify=0", &t.p, &t.d)) {
+		vuser_port_close(t.p);
+		fakebe_destroy(fb);
+		return;
+	}
+	pthread_mutex_lock(&fb->mu);
+	for (unsigned i = 0; i < FB_RINGS; i++) {
+		nofd[i] = fb->vr[i].kick_nofd;
+		fd[i] = fb->vr[i].kickfd;
+	}
+	pthread_mutex_unlock(&fb->mu);
+	for (unsigned i = 0; i < FB_RINGS; i++) {
+		CHECK(nofd[i]);
+		CHECK_EQ(fd[i], -1);
+	}
+	/* flags 0 ask for kicks; the port never sends any, and the device polls. */
+	tx_traffic(&t, 3 * QSIZE / 16);
+	/*
+	 * Receive: frames the device delivers come through, and the refill
+	 * that follows (a batch at a time) shows in avail idx without a kick.
+	 */
+	avail = dev_avail_idx(&t.d.rx);
+	for (unsigned i = 0; i < QSIZE && dev_avail_idx(&t.d.rx) == avail; i++) {
+		uint8_t frame[FRAME_LEN];
+		int nb;
+
+		if (!dev_rx_take(&t.d, &head, &buf, &cap) || cap < HDR_LEN + FRAME_LEN) {
+			CHECK(!"the driver has an rx buffer posted");
+			break;
+		}
+		make_frame(frame, FRAME_LEN, i);
+		dev_rx_write(buf, 1, frame, FRAME_LEN);
+		dev_used_put(&t.d.rx, head, HDR_LEN + FRAME_LEN);
+		nb = vuser_rx_burst(t.p, 0, in, 8);
+		CHECK_EQ(nb, 1);
+		if (nb == 1) {
+			check_frame(in[0], i, FRAME_LEN);
+			vuser_buf_free(in[0]);
+		}
+	}
+	CHECK(dev_avail_idx(&t.d.rx) != avail);
+	/* A kick tried all the same would have failed on no fd, and counted. */
+	get_stats(t.p, &st0);
+	CHECK_EQ(st0.tx[0].errors, 0);
+	CHECK_EQ(st0.rx[0].errors, 0);
+	tx_end(fb, &t, "kicks, notify=0");
+}
+
 /* ------------------------------------------------------------------ main */
 
 struct tcase {
@@ -1745,6 +1869,7 @@ static const struct tcase cases[] = {
 	{ "9 hostile rx used ring", case_rx },
 	{ "10 hostile tx used ring", case_tx },
 	{ "11 backend gone", case_backend_gone },
+	{ "12 kicks, and notify=0", case_kicks },
 };
 
 /*
@@ -1806,9 +1931,9 @@ int main(void)
 	}
 	fds1 = t_count_fds();
 	rss1 = t_rss_kib();
-	printf("%d more rounds of cases 1-11: %d failed check(s) in %d round(s); "
+	printf("%d more rounds of cases 1-%zu: %d failed check(s) in %d round(s); "
 	       "fds %d -> %d, RSS %ld -> %ld KiB\n",
-	       LOOP_ROUNDS - 1, loop_failures, failed_rounds, fds0, fds1, rss0, rss1);
+	       LOOP_ROUNDS - 1, NELEM(cases), loop_failures, failed_rounds, fds0, fds1, rss0, rss1);
 	CHECK_EQ(fds1, fds0);
 	CHECK(rss0 > 0 && rss1 > 0);
 #if defined(__SANITIZE_ADDRESS__)

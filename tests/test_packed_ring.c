@@ -574,18 +574,18 @@ static void test_publish(void)
 	b = get1(&f);
 	CHECK_EQ(vpacked_post_rx(&f.vq, &b, 1, HDR), 1);
 	memcpy(snap, f.vq.desc, sizeof(snap));
-	CHECK(vpacked_publish(&f.vq));
+	CHECK(vpacked_wants_kick(&f.vq));
 	f.vq.device->flags = VRING_PACKED_EVENT_FLAG_DISABLE;
-	CHECK(!vpacked_publish(&f.vq));
+	CHECK(!vpacked_wants_kick(&f.vq));
 	/*
 	 * Anything but DISABLE asks for (or may ask for) a kick; kicking too
 	 * often is safe, too rarely is a stall.
 	 */
 	for (unsigned i = 0; i < sizeof(kick) / sizeof(kick[0]); i++) {
 		f.vq.device->flags = kick[i];
-		CHECK(vpacked_publish(&f.vq));
+		CHECK(vpacked_wants_kick(&f.vq));
 	}
-	/* Publishing writes nothing the device reads. */
+	/* Asking writes nothing the device reads. */
 	CHECK(!memcmp(snap, f.vq.desc, sizeof(snap)));
 	CHECK_EQ(f.vq.driver->flags, VRING_PACKED_EVENT_FLAG_DISABLE);
 	CHECK_EQ(f.vq.avail_pos, 1);
@@ -1330,7 +1330,7 @@ static void m_publish(struct model *m)
 	uint16_t fl = rnd(2) ? VRING_PACKED_EVENT_FLAG_DISABLE : (uint16_t)rnd(4);
 
 	m->f.vq.device->flags = fl;
-	CHECK_EQ(vpacked_publish(&m->f.vq), fl != VRING_PACKED_EVENT_FLAG_DISABLE);
+	CHECK_EQ(vpacked_wants_kick(&m->f.vq), fl != VRING_PACKED_EVENT_FLAG_DISABLE);
 }
 
 static void test_random(unsigned size, bool in_order, unsigned rounds)
@@ -1913,7 +1913,6 @@ static void test_threaded(unsigned size, bool in_order)
 			posted++;
 			progress++;
 		}
-		vpacked_publish(&f.vq);
 		got = vpacked_take_used(&f.vq, out, NULL, 32, false);
 		for (unsigned i = 0; i < got; i++) {
 			CHECK(head != tail);

@@ -96,6 +96,14 @@ void vuser_set_log(vuser_log_fn fn, void *arg, enum vuser_log_level max_level);
  *   in_order=<0|1>  in-order use of descriptors (1)
  *   packed_vq=<0|1> ask for packed rings (0); split rings when the
  *                   backend offers no VIRTIO_F_RING_PACKED
+ *   notify=<0|1>    kick the backend when it asks for it (1). 0: no kick
+ *                   eventfd, which tells a vhost-user backend to poll the
+ *                   rings (VHOST_USER_VRING_NOFD_MASK), and no kicks, so
+ *                   each burst skips the full fence and the read of the
+ *                   backend's flags that deciding on a kick takes. Only for
+ *                   backends that poll (DPDK's vhost library, OVS-DPDK,
+ *                   vuser's vhost); one that sleeps on its kick fd, as
+ *                   libvhost-user's do, would never see a frame.
  * Strings are copied into the struct: it owns no memory.
  */
 struct vuser_port_config {
@@ -110,6 +118,7 @@ struct vuser_port_config {
 	bool mrg_rxbuf;
 	bool in_order;
 	bool packed_vq;
+	bool notify;
 	unsigned queues;
 	unsigned queue_size;
 };

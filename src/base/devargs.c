@@ -120,6 +120,7 @@ static const struct key port_keys[] = {
 	{ "mrg_rxbuf", FLAG(P, mrg_rxbuf) },
 	{ "in_order", FLAG(P, in_order) },
 	{ "packed_vq", FLAG(P, packed_vq) },
+	{ "notify", FLAG(P, notify) },
 };
 #undef P
 
@@ -528,6 +529,7 @@ VUSER_API void vuser_port_config_init(struct vuser_port_config *cfg)
 	cfg->mrg_rxbuf = true;
 	cfg->in_order = true;
 	cfg->reconnect = true;
+	cfg->notify = true;
 }
 
 /* On failure *cfg holds the defaults and whatever was parsed before the error. */

@@ -143,10 +143,15 @@ static int queue_init(struct vuser_port *p, struct vport_queue *q)
 	 * The same kick eventfd serves every session: the backend gets copies.
 	 * No call eventfd: the port polls, and SET_VRING_CALL without one
 	 * (VHOST_USER_VRING_NOFD_MASK) tells the backend not to signal, which
-	 * spares it a barrier and a read of our flags on every burst.
+	 * spares it a barrier and a read of our flags on every burst. With
+	 * notify=0 there is no kick eventfd either: SET_VRING_KICK without one
+	 * tells the backend to poll.
 	 */
-	q->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	q->callfd = -1;
+	q->kickfd = -1;
+	if (!p->cfg.notify)
+		return 0;
+	q->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (q->kickfd < 0)
 		return verr(-errno, "eventfd: %s", strerror(errno));
 	return 0;

@@ -22,7 +22,7 @@ struct vport_queue {
 	 * running burst.
 	 */
 	struct vgate gate;
-	int kickfd;              /* -1 when closed */
+	int kickfd;              /* -1 when closed, or with notify=0 */
 	int callfd;
 	bool enabled;            /* control only: its pair is enabled at the backend */
 	uint16_t refill_min;     /* rx: free descriptors worth a refill */

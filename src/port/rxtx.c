@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The port's datapath: one call per burst, no syscall unless the backend asks
- * for a kick, no lock, no allocation. Frames travel with their virtio-net
+ * for a kick (never with notify=0), no lock, no allocation. Frames travel with their virtio-net
  * header in the buffer's headroom, so a single-segment frame is a single
  * descriptor.
  */
@@ -37,6 +37,19 @@ static inline void stat_add(uint64_t *c, uint64_t v)
 	__atomic_store_n(c, *c + v, __ATOMIC_RELAXED);
 }
 
+/*
+ * Make a burst's descriptors visible, and kick the backend if it asks. With
+ * notify=0 the backend polls (it got no kick fd) and is never asked: the
+ * full fence before its flags are read is the one wait for this burst's
+ * stores to leave the core, and it is skipped.
+ */
+static inline void publish(const struct vuser_port *p, struct vport_queue *q)
+{
+	vring_publish(&q->vq);
+	if (p->cfg.notify && vring_wants_kick(&q->vq))
+		vport_kick(q);
+}
+
 static void rx_refill(struct vuser_port *p, struct vport_queue *q)
 {
 	struct vuser_buf *b[VPORT_BURST];
@@ -60,8 +73,8 @@ static void rx_refill(struct vuser_port *p, struct vport_queue *q)
 		vring_post_rx(&q->vq, b, n, p->hdr_len);
 		posted = true;
 	}
-	if (posted && vring_publish(&q->vq))
-		vport_kick(q);
+	if (posted)
+		publish(p, q);
 }
 
 static inline void rx_drop(struct vuser_buf *m, uint64_t *drops)
@@ -265,8 +278,7 @@ VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 		i++;
 	}
 	if (pkts) {
-		if (vring_publish(&q->vq))
-			vport_kick(q);
+		publish(p, q);
 		stat_add(&q->st.packets, pkts);
 		stat_add(&q->st.bytes, bytes);
 	}

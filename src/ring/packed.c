@@ -156,9 +156,9 @@ unsigned vpacked_post_tx(struct vpacked *vq, struct vuser_buf **b, unsigned n, u
 	return i;
 }
 
-bool vpacked_publish(struct vpacked *vq)
+bool vpacked_wants_kick(struct vpacked *vq)
 {
-	/* Each head was released already; the device's wish is read after them all. */
+	/* Each head was released as it was posted; the device's wish is read after them all. */
 	vfence_full();
 	return READ_ONCE(vq->device->flags) != VRING_PACKED_EVENT_FLAG_DISABLE;
 }

@@ -61,7 +61,8 @@ static inline unsigned vpacked_free_descs(const struct vpacked *vq)
 
 unsigned vpacked_post_rx(struct vpacked *vq, struct vuser_buf **b, unsigned n, unsigned hdr);
 unsigned vpacked_post_tx(struct vpacked *vq, struct vuser_buf **b, unsigned n, unsigned hdr);
-bool vpacked_publish(struct vpacked *vq);
+/* After posting: true when the device wants a kick (a full fence; see split.h). */
+bool vpacked_wants_kick(struct vpacked *vq);
 unsigned vpacked_take_used(struct vpacked *vq, struct vuser_buf **b, uint32_t *lens, unsigned n,
 			   bool check_len);
 

@@ -88,9 +88,16 @@ static inline unsigned vring_post_tx(struct vring_drv *r, struct vuser_buf **b, 
 	return r->packed ? vpacked_post_tx(&r->p, b, n, hdr) : vsplit_post_tx(&r->s, b, n, hdr);
 }
 
-static inline bool vring_publish(struct vring_drv *r)
+/* Packed heads are visible once posted; a split ring publishes its avail idx. */
+static inline void vring_publish(struct vring_drv *r)
 {
-	return r->packed ? vpacked_publish(&r->p) : vsplit_publish(&r->s);
+	if (!r->packed)
+		vsplit_publish(&r->s);
+}
+
+static inline bool vring_wants_kick(struct vring_drv *r)
+{
+	return r->packed ? vpacked_wants_kick(&r->p) : vsplit_wants_kick(&r->s);
 }
 
 static inline unsigned vring_take_used(struct vring_drv *r, struct vuser_buf **b, uint32_t *lens,

@@ -138,7 +138,7 @@ unsigned vsplit_post_tx(struct vsplit *vq, struct vuser_buf **b, unsigned n, uns
 	return i;
 }
 
-bool vsplit_publish(struct vsplit *vq)
+void vsplit_publish(struct vsplit *vq)
 {
 	/*
 	 * 2.6.13.6: "The driver MUST perform a suitable memory barrier before
@@ -146,6 +146,10 @@ bool vsplit_publish(struct vsplit *vq)
 	 * of the descriptors and ring entries: a release store.
 	 */
 	__atomic_store_n(&vq->avail->idx, vq->avail_idx, __ATOMIC_RELEASE);
+}
+
+bool vsplit_wants_kick(struct vsplit *vq)
+{
 	/*
 	 * 2.6.13.7: the driver must make the idx update visible before it reads
 	 * the device's flags, or both sides can miss each other: a full fence.

@@ -75,8 +75,15 @@ unsigned vsplit_post_rx(struct vsplit *vq, struct vuser_buf **b, unsigned n, uns
  */
 unsigned vsplit_post_tx(struct vsplit *vq, struct vuser_buf **b, unsigned n, unsigned hdr);
 
-/* Make posted entries visible to the device; true when it wants a kick. */
-bool vsplit_publish(struct vsplit *vq);
+/* Make posted entries visible to the device. */
+void vsplit_publish(struct vsplit *vq);
+
+/*
+ * After a publish: true when the device wants a kick. Asking costs a full
+ * fence, which waits for every store of the burst to leave this core; a
+ * driver whose device polls does not ask.
+ */
+bool vsplit_wants_kick(struct vsplit *vq);
 
 /*
  * Take up to n completed chains: b[i] and the length the device wrote,
