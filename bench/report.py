@@ -324,6 +324,11 @@ HOW = """## How
   frontends (vuser port, DPDK virtio_user, memif client) on core 0, backends
   (vuser vhost, DPDK vhost, memif server) on core 1. DPDK is testpmd from Debian
   (`--no-huge -m 1024`, default mbuf pool), driven at its prompt.
+- The vuser port's devargs: `path=...,queues=1,notify=0,packed_vq=0|1`. Every
+  backend it meets here polls (DPDK's vhost and vuser's), so it runs as a
+  program facing one would: no kick eventfd, and no kick check, whose full
+  fence is a wait per burst. DPDK's virtio_user has no such setting; it checks,
+  and the backends never ask for a kick.
 - Frames: vuser-pmd's txonly writes every byte of a UDP/IPv4 frame into every
   buffer. testpmd's txonly writes only the 42 bytes of Ethernet, IPv4 and UDP
   headers and leaves the payload as the buffer held it, which favours DPDK's

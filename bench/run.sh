@@ -207,10 +207,14 @@ vu_launch() {
 
 pv_of() { [ "$1" = packed ] && echo 1 || echo 0; }
 
+# Every backend the port meets here polls (DPDK's vhost and vuser's), so the
+# port runs as a program facing one would: no kick fd, no kicks (notify=0).
+PORT_ARGS="queues=1,notify=0"
+
 # port_bg LAYOUT ARGS...: vuser-pmd --port on the DPDK vhost, core 0.
 port_bg() {
 	local layout=$1; shift
-	pmd_bg --port "path=$VH_SOCK_DPDK,queues=1,packed_vq=$(pv_of "$layout")" --cpu 0 "$@"
+	pmd_bg --port "path=$VH_SOCK_DPDK,$PORT_ARGS,packed_vq=$(pv_of "$layout")" --cpu 0 "$@"
 }
 
 # port_end LAYOUT: stop the background port, check it ran LAYOUT; false if not.
@@ -341,7 +345,7 @@ vuser_vhost_runs() {
 
 	# Pair 4a: port txonly -> vuser vhost rxonly, the port's own count.
 	vh_start rx "" --mode rxonly --cpu 1
-	pmd_run --port "path=${VH_SOCK[rx]},queues=1,packed_vq=$pv" --mode txonly --pkt-size "$size" \
+	pmd_run --port "path=${VH_SOCK[rx]},$PORT_ARGS,packed_vq=$pv" --mode txonly --pkt-size "$size" \
 		--warmup "$WARMUP" --duration "$WIN_LEN" --cpu 0
 	v=$(mpps "${J[tx_pps]}")
 	[ "${J[packed]}" = "$pv" ] || v=nan
@@ -350,7 +354,7 @@ vuser_vhost_runs() {
 
 	# Pair 4b: vuser vhost txonly -> port rxonly, the vhost's own count.
 	vh_start tx "" --mode txonly --pkt-size "$size" --cpu 1 --warmup "$WARMUP" --duration "$WIN_LEN"
-	pmd_bg --port "path=${VH_SOCK[tx]},queues=1,packed_vq=$pv" --mode rxonly --cpu 0
+	pmd_bg --port "path=${VH_SOCK[tx]},$PORT_ARGS,packed_vq=$pv" --mode rxonly --cpu 0
 	vh_wait tx 60
 	# The port ends by itself when the device goes; TERM in case it has not yet.
 	kill -TERM "$PMD_PID" 2>/dev/null
@@ -369,13 +373,13 @@ latency() {
 	pv=$(pv_of "$layout")
 	if [ "$layout" = split ] || [ "$VHOST_PACKED" = 1 ]; then
 		vh_start ms "" --mode macswap --cpu 1
-		pmd_run --port "path=${VH_SOCK[ms]},queues=1,packed_vq=$pv" --mode pingpong \
+		pmd_run --port "path=${VH_SOCK[ms]},$PORT_ARGS,packed_vq=$pv" --mode pingpong \
 			--pkt-size "$size" --warmup "$WARMUP" --duration "$LAT_LEN" --cpu 0
 		vh_stop ms
 		lat_rec Lv "$layout" "$size" "$rep" "$pv"
 	fi
 	tpi_fwd VH macswap
-	pmd_run --port "path=$VH_SOCK_DPDK,queues=1,packed_vq=$pv" --mode pingpong \
+	pmd_run --port "path=$VH_SOCK_DPDK,$PORT_ARGS,packed_vq=$pv" --mode pingpong \
 		--pkt-size "$size" --warmup "$WARMUP" --duration "$LAT_LEN" --cpu 0
 	tpi_halt VH
 	lat_rec Ld "$layout" "$size" "$rep" "$pv"
