@@ -101,9 +101,10 @@ void vuser_set_log(vuser_log_fn fn, void *arg, enum vuser_log_level max_level);
  *                   rings (VHOST_USER_VRING_NOFD_MASK), and no kicks, so
  *                   each burst skips the full fence and the read of the
  *                   backend's flags that deciding on a kick takes. Only for
- *                   backends that poll (DPDK's vhost library, OVS-DPDK,
- *                   vuser's vhost); one that sleeps on its kick fd, as
- *                   libvhost-user's do, would never see a frame.
+ *                   backends that poll: DPDK's vhost in polling mode
+ *                   (OVS-DPDK, testpmd), vuser's vhost. One that sleeps on
+ *                   its kick fd, as libvhost-user's do or DPDK's with
+ *                   receive interrupts on, would never see a frame.
  * Strings are copied into the struct: it owns no memory.
  */
 struct vuser_port_config {

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The port's datapath: one call per burst, no syscall unless the backend asks
- * for a kick (never with notify=0), no lock, no allocation. Frames travel with their virtio-net
- * header in the buffer's headroom, so a single-segment frame is a single
- * descriptor.
+ * for a kick (never with notify=0), no lock, no allocation. Frames travel
+ * with their virtio-net header in the buffer's headroom, so a single-segment
+ * frame is a single descriptor.
  */
 #include <errno.h>
 #include <string.h>
