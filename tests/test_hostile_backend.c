@@ -1756,6 +1756,22 @@ static uint64_t kicks(struct fakebe *fb, unsigned i)
 	return n;
 }
 
+/* Every ring got a kick fd (with) or the no-fd flag and none (without). */
+static void check_kick_fds(struct fakebe *fb, bool with)
+{
+	for (unsigned i = 0; i < FB_RINGS; i++) {
+		bool nofd;
+		int fd;
+
+		pthread_mutex_lock(&fb->mu);
+		nofd = fb->vr[i].kick_nofd;
+		fd = fb->vr[i].kickfd;
+		pthread_mutex_unlock(&fb->mu);
+		CHECK_EQ(nofd, !with);
+		CHECK_EQ(fd >= 0, with);
+	}
+}
+
 /*
  * With notify=1 (the default) the port kicks when the device's flags ask for
  * it and not when they say NO_NOTIFY. With notify=0 it gives the backend no
@@ -1771,21 +1787,10 @@ static void case_kicks(void)
 	uint16_t head, avail;
 	uint8_t *buf;
 	uint32_t cap;
-	bool nofd[FB_RINGS];
-	int fd[FB_RINGS];
 
 	if (!tx_begin(&fb, true, &t))
 		return;
-	pthread_mutex_lock(&fb->mu);
-	for (unsigned i = 0; i < FB_RINGS; i++) {
-		nofd[i] = fb->vr[i].kick_nofd;
-		fd[i] = fb->vr[i].kickfd;
-	}
-	pthread_mutex_unlock(&fb->mu);
-	for (unsigned i = 0; i < FB_RINGS; i++) {
-		CHECK(!nofd[i]);
-		CHECK(fd[i] >= 0);
-	}
+	check_kick_fds(fb, true);
 	/* The port's rings start with flags 0: every publish may kick. */
 	kicks(fb, 1);
 	tx_send(&t, 4);
@@ -1807,16 +1812,7 @@ static void case_kicks(void)
 		fakebe_destroy(fb);
 		return;
 	}
-	pthread_mutex_lock(&fb->mu);
-	for (unsigned i = 0; i < FB_RINGS; i++) {
-		nofd[i] = fb->vr[i].kick_nofd;
-		fd[i] = fb->vr[i].kickfd;
-	}
-	pthread_mutex_unlock(&fb->mu);
-	for (unsigned i = 0; i < FB_RINGS; i++) {
-		CHECK(nofd[i]);
-		CHECK_EQ(fd[i], -1);
-	}
+	check_kick_fds(fb, false);
 	/* flags 0 ask for kicks; the port never sends any, and the device polls. */
 	tx_traffic(&t, 3 * QSIZE / 16);
 	/*
