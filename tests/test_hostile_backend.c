@@ -1400,11 +1400,47 @@ struct txt {
 	struct vuser_port *p;
 	struct dev d;
 	uint16_t done;      /* used entries that gave back a frame the driver had posted */
+	uint16_t rx_done;   /* rx buffers the device filled */
 	unsigned seed;
 	uint16_t heads[QSIZE]; /* what the device took and has not returned, oldest first */
 	uint64_t sent;      /* frames the port accepted */
 	unsigned nheads;
+	/* Garbage where the header goes, before each send (tx_headers()): */
+	bool prog_scribble; /* the program's, in the headroom of its buffers */
+	bool dev_scribble;  /* the device's, in the buffers it takes */
+	uint16_t shift;     /* the program's, with the frame moved this far into the headroom */
+	unsigned reused;    /* buffers sent with tx_hdr_off == data_off */
 };
+
+/*
+ * The device takes the next frame from the tx ring and checks it byte for
+ * byte: a zero header, then want.
+ */
+static bool tx_take_check(struct txt *t, const uint8_t *want)
+{
+	uint8_t got[HDR_LEN + FRAME_LEN + 64];
+	static const uint8_t zero[HDR_LEN];
+	uint32_t len = 0;
+	uint16_t head;
+
+	if (!dev_tx_take(&t->d, &head, got, sizeof(got), &len)) {
+		CHECK(!"the device finds every frame on the tx ring");
+		return false;
+	}
+	t->heads[t->nheads++] = head;
+	CHECK_EQ(len, HDR_LEN + FRAME_LEN);
+	CHECK(!memcmp(got, zero, HDR_LEN));
+	CHECK(!memcmp(got + HDR_LEN, want, FRAME_LEN));
+	if (t->dev_scribble) {
+		/* Where the device may only read: the port must not trust it next time. */
+		uint8_t *h = fb_va(t->d.fb, t->d.tx.desc[head].addr, HDR_LEN);
+
+		CHECK(h != NULL);
+		if (h)
+			memset(h, 0x5a, HDR_LEN);
+	}
+	return true;
+}
 
 /* The program sends n frames; the device takes each and checks it byte for byte. */
 static void tx_send(struct txt *t, unsigned n)
@@ -1422,8 +1458,13 @@ static void tx_send(struct txt *t, unsigned n)
 			vuser_buf_free_bulk(b, i);
 			return;
 		}
+		b[i]->data_off = (uint16_t)(b[i]->data_off - t->shift);
 		make_frame(frame, FRAME_LEN, ++t->seed);
 		CHECK_EQ(vuser_buf_write(b[i], frame, FRAME_LEN), 0);
+		if (b[i]->tx_hdr_off == b[i]->data_off)
+			t->reused++;
+		if (t->prog_scribble)
+			memset(vuser_buf_data(b[i]) - HDR_LEN, 0xa5, HDR_LEN);
 	}
 	ret = vuser_tx_burst(t->p, 0, b, n);
 	CHECK_EQ(ret, (int)n);
@@ -1432,19 +1473,11 @@ static void tx_send(struct txt *t, unsigned n)
 	if (ret > 0)
 		t->sent += (uint64_t)ret;
 	for (int i = 0; i < ret; i++) {
-		uint8_t got[HDR_LEN + FRAME_LEN + 64], want[FRAME_LEN];
-		static const uint8_t zero[HDR_LEN];
-		uint32_t len = 0;
+		uint8_t want[FRAME_LEN];
 
-		if (!dev_tx_take(&t->d, &t->heads[t->nheads], got, sizeof(got), &len)) {
-			CHECK(!"the device finds every frame on the tx ring");
-			return;
-		}
-		t->nheads++;
 		make_frame(want, FRAME_LEN, seed0 + (unsigned)i);
-		CHECK_EQ(len, HDR_LEN + FRAME_LEN);
-		CHECK(!memcmp(got, zero, HDR_LEN));
-		CHECK(!memcmp(got + HDR_LEN, want, FRAME_LEN));
+		if (!tx_take_check(t, want))
+			return;
 	}
 }
 
@@ -1473,7 +1506,7 @@ static void tx_reclaim(struct txt *t, const struct vuser_port_stats *st0, bool b
 		CHECK(st.tx[0].errors > st0->tx[0].errors);
 	else
 		CHECK_EQ(st.tx[0].errors, st0->tx[0].errors);
-	check_pool(t->p, &t->d, 0, t->done, 0, what);
+	check_pool(t->p, &t->d, t->rx_done, t->done, 0, what);
 	if (t_failures != before)
 		fprintf(stderr, "  tx: %s: errors %llu -> %llu\n", what,
 			(unsigned long long)st0->tx[0].errors, (unsigned long long)st.tx[0].errors);
@@ -1672,9 +1705,97 @@ static void tx_full_ring(bool in_order)
 	tx_end(fb, &t, "tx full ring");
 }
 
+/*
+ * The port leaves a transmit header alone where it says zero already (a
+ * device that reads it would otherwise lose its line at every lap), and
+ * looks only in a buffer it sent last with the header at the same place.
+ * Whatever was left there, the device must find twelve zero bytes: garbage
+ * the program wrote into the headroom of a buffer sent before, garbage a
+ * device wrote where it may only read, a header moved with data_off, and
+ * the header a device wrote into a receive buffer that the program sends on.
+ */
+static void tx_headers(void)
+{
+	struct vuser_port_stats st0;
+	struct vuser_buf *in[2];
+	uint8_t frame[FRAME_LEN], *buf;
+	int before = t_failures;
+	struct fakebe *fb;
+	uint32_t cap;
+	uint16_t rh;
+	struct txt t;
+
+	if (!tx_begin(&fb, true, &t))
+		return;
+	/* Every buffer the next sends take has been sent before. */
+	tx_traffic(&t, 2);
+	t.reused = 0;
+	tx_traffic(&t, 2);
+	CHECK_EQ(t.reused, 32u);
+
+	t.prog_scribble = true;
+	t.reused = 0;
+	tx_traffic(&t, 2);
+	CHECK_EQ(t.reused, 32u);
+	t.prog_scribble = false;
+
+	t.dev_scribble = true;
+	tx_traffic(&t, 2);
+	t.dev_scribble = false;
+	t.reused = 0;
+	tx_traffic(&t, 2);
+	CHECK_EQ(t.reused, 32u);
+
+	t.shift = 6;
+	t.prog_scribble = true;
+	t.reused = 0;
+	tx_traffic(&t, 1);
+	CHECK_EQ(t.reused, 0u);
+	t.prog_scribble = false;
+	tx_traffic(&t, 1);
+	t.shift = 0;
+
+	/*
+	 * Frames received, each sent on as it came. The port refills its
+	 * receive ring from the buffers just sent, so after the first laps
+	 * every receive buffer is one the port sent before.
+	 */
+	for (unsigned k = 0; k < 2 * QSIZE && t_failures == before; k++) {
+		int n;
+
+		make_frame(frame, FRAME_LEN, 4242 + k);
+		if (!dev_rx_take(&t.d, &rh, &buf, &cap) || cap < HDR_LEN + FRAME_LEN) {
+			CHECK(!"the device finds a receive buffer for each frame");
+			break;
+		}
+		dev_rx_write(buf, 1, frame, FRAME_LEN);
+		dev_used_put(&t.d.rx, rh, HDR_LEN + FRAME_LEN);
+		t.rx_done++;
+		n = vuser_rx_burst(t.p, 0, in, 2);
+		CHECK_EQ(n, 1);
+		if (n != 1)
+			break;
+		CHECK_EQ(in[0]->pkt_len, FRAME_LEN);
+		/* The device wrote this header: the port must not count on it. */
+		CHECK_EQ(in[0]->tx_hdr_off, 0);
+		CHECK_EQ(vuser_tx_burst(t.p, 0, in, 1), 1);
+		t.sent++;
+		tx_take_check(&t, frame);
+		tx_return(&t, 1);
+		if (k % 16 == 15) {
+			get_stats(t.p, &st0);
+			tx_reclaim(&t, &st0, false, "received frames sent on");
+		}
+	}
+
+	tx_end(fb, &t, "tx headers");
+}
+
 static void case_tx(void)
 {
 	int before;
+
+	tx_headers();
 
 	tx_bad_idx_inorder();
 	tx_idle_return(true);

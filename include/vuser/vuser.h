@@ -288,6 +288,7 @@ struct vuser_buf {
 	struct vuser_pool *pool;
 	uint64_t iova;          /* address of base as the backend knows it */
 	struct vuser_net_hdr vnet; /* first segment; zero unless an offload is in use */
+	uint16_t tx_hdr_off;    /* the library's: data_off when the port last sent it with a zero header */
 };
 
 static inline uint8_t *vuser_buf_data(const struct vuser_buf *b)

@@ -7,6 +7,9 @@
 #include "base/compat.h"
 #include "base/pool.h"
 
+/* A buffer's metadata is one cache line: the datapath touches it per frame. */
+_Static_assert(sizeof(struct vuser_buf) == 64, "struct vuser_buf grew past a cache line");
+
 int vpool_init(struct vuser_pool *pool, struct varena *a, unsigned n)
 {
 	uint8_t *mem;

@@ -326,9 +326,7 @@ static int rx_fill(struct vuser_port *p, struct vport_queue *q)
 
 		if (!vpool_get(&p->pool, b, n))
 			return verr(-ENOMEM, "buffer pool too small to fill the rx rings");
-		for (unsigned i = 0; i < n; i++)
-			vbuf_reset(b[i]);
-		vring_post_rx(&q->vq, b, n, p->hdr_len);
+		vport_post_rx(p, q, b, n);
 		left -= n;
 	}
 	vring_publish(&q->vq);

@@ -65,4 +65,19 @@ static inline unsigned vport_tx_ring(unsigned q) { return 2 * q + 1; }
 
 void vport_kick(struct vport_queue *q);
 
+/*
+ * Hand n fresh buffers to the device as receive buffers. The device writes
+ * each one's header, so a later send of the buffer must not count on the
+ * zero header it may have had (see tx_hdr() in rxtx.c).
+ */
+static inline void vport_post_rx(struct vuser_port *p, struct vport_queue *q,
+				 struct vuser_buf **b, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		vbuf_reset(b[i]);
+		b[i]->tx_hdr_off = 0;
+	}
+	vring_post_rx(&q->vq, b, n, p->hdr_len);
+}
+
 #endif
