@@ -1351,6 +1351,15 @@ static bool rec_matches(const struct rxrec *r, uint32_t len, uint64_t hash, cons
 	return false;
 }
 
+/*
+ * What fe_tx_traffic() sends: by default every layout in turn (one buffer,
+ * header apart, indirect) at mixed sizes. tx_single sends every frame as one
+ * descriptor, which is how the vhost's four-at-a-time receive step finds
+ * them; tx_len, when not 0, gives every frame that length.
+ */
+static bool tx_single;
+static uint32_t tx_len;
+
 /* Send n frames to the vhost and check each as the program received it. */
 static void fe_tx_traffic(struct fe *fe, unsigned n, uint32_t seed)
 {
@@ -1364,9 +1373,9 @@ static void fe_tx_traffic(struct fe *fe, unsigned n, uint32_t seed)
 	srv_snap(NULL, &s0);
 	srv_log_reset();
 	while (k < n && now_ms() < deadline) {
-		uint32_t len = frame_len(seed, k);
+		uint32_t len = tx_len ? tx_len : frame_len(seed, k);
 
-		if (fe_tx_frame(fe, seed, k, len, k % modes)) {
+		if (fe_tx_frame(fe, seed, k, len, tx_single ? 0 : k % modes)) {
 			bytes += len;
 			k++;
 			continue;
@@ -1383,8 +1392,8 @@ static void fe_tx_traffic(struct fe *fe, unsigned n, uint32_t seed)
 	pthread_mutex_lock(&S.mu);
 	CHECK_EQ(S.nlog, n);
 	for (unsigned i = 0; i < S.nlog && i < n; i++)
-		if (!rec_matches(&S.log[i], frame_len(seed, i), frame_hash(seed, i, frame_len(seed, i)),
-				 "tx", i)) {
+		if (!rec_matches(&S.log[i], tx_len ? tx_len : frame_len(seed, i),
+				 frame_hash(seed, i, tx_len ? tx_len : frame_len(seed, i)), "tx", i)) {
 			CHECK(0);
 			break;
 		}
@@ -2853,6 +2862,87 @@ static void c_dp_rx4_head_beyond(struct fe *fe, struct expect *ex)
 	cut_dp(ex, 0, "names a descriptor beyond");
 }
 
+/*
+ * Legal: frames of one descriptor each, many in a row, as the vhost's
+ * receive step takes them four at a time: first all small, so that every
+ * step is whole, then of mixed sizes, where a frame longer than one of the
+ * vhost's buffers (or a step that meets the end of the burst) sends the
+ * device back to one chain at a time. Every frame checked, byte for byte,
+ * and every chain given back.
+ */
+static void tx_single_runs(struct fe *fe)
+{
+	/* Two runs of each: the second goes round the end of the ring. */
+	tx_single = true;
+	tx_len = 64;
+	fe_tx_traffic(fe, LOG_MAX - 6, 47);
+	fe_tx_traffic(fe, LOG_MAX - 6, 48);
+	tx_len = 0;
+	fe_tx_traffic(fe, LOG_MAX - 6, 49);
+	fe_tx_traffic(fe, LOG_MAX - 6, 50);
+	tx_single = false;
+}
+
+static void c_dp_tx_single(struct fe *fe, struct expect *ex)
+{
+	if (!dp_default(fe))
+		return;
+	tx_single_runs(fe);
+	ex->kind = EX_ALIVE;
+}
+
+/*
+ * Four transmit chains of one descriptor each, made available together, one
+ * of them (bad) breaking a rule: the receive step that takes four at a time
+ * must not swallow it, and the device names it.
+ */
+enum tx4_bad { TX4_WRITABLE, TX4_OUTSIDE, TX4_HEAD_BEYOND, TX4_NEXT_UNAVAIL };
+
+static void sp_tx_four(struct fe *fe, unsigned bad, enum tx4_bad how)
+{
+	struct fe_vq *q = &fe->vq[1];
+
+	for (uint16_t i = 0; i < 4; i++) {
+		uint64_t addr = sc_data(fe, HDR + 64);
+		uint16_t flags = 0;
+
+		memset(fe_ptr(fe, addr), 0, HDR);
+		if (i == bad && how == TX4_WRITABLE)
+			flags = VRING_DESC_F_WRITE;
+		if (i == bad && how == TX4_OUTSIDE)
+			addr = fe_addr(fe, MEM_SIZE + 0x1000);
+		fe_desc(fe, 1, i, addr, HDR + 64, flags, 0);
+		q->avail->ring[q->avail_idx++ & (QSIZE - 1)] =
+			i == bad && how == TX4_HEAD_BEYOND ? (uint16_t)QSIZE : i;
+	}
+	fe_publish(fe, 1);
+	srv_wake();
+}
+
+static void c_dp_tx4_writable(struct fe *fe, struct expect *ex)
+{
+	if (!dp_default(fe))
+		return;
+	sp_tx_four(fe, 2, TX4_WRITABLE);
+	cut_dp(ex, 1, "writable descriptor in a transmit chain");
+}
+
+static void c_dp_tx4_outside(struct fe *fe, struct expect *ex)
+{
+	if (!dp_default(fe))
+		return;
+	sp_tx_four(fe, 3, TX4_OUTSIDE);
+	cut_dp(ex, 1, "buffer outside");
+}
+
+static void c_dp_tx4_head_beyond(struct fe *fe, struct expect *ex)
+{
+	if (!dp_default(fe))
+		return;
+	sp_tx_four(fe, 1, TX4_HEAD_BEYOND);
+	cut_dp(ex, 1, "names a descriptor beyond");
+}
+
 /* ...................................................... the packed layout */
 
 static bool dp_packed(struct fe *fe, bool post_rx)
@@ -3065,6 +3155,60 @@ static void c_pk_rx4_readable(struct fe *fe, struct expect *ex)
 	cut_dp(ex, 0, "readable descriptor in a receive chain");
 }
 
+static void c_pk_tx_single(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, true))
+		return;
+	tx_single_runs(fe);
+	ex->kind = EX_ALIVE;
+}
+
+/* The packed form of sp_tx_four(): the first head last, so all four show at once. */
+static void pk_tx_four(struct fe *fe, unsigned bad, enum tx4_bad how)
+{
+	for (int i = 3; i >= 0; i--) {
+		uint64_t addr = sc_data(fe, HDR + 64);
+		uint16_t flags = 0;
+
+		memset(fe_ptr(fe, addr), 0, HDR);
+		if ((unsigned)i == bad && how == TX4_WRITABLE)
+			flags = VRING_DESC_F_WRITE;
+		if ((unsigned)i == bad && how == TX4_OUTSIDE)
+			addr = fe_addr(fe, MEM_SIZE + 0x1000);
+		if ((unsigned)i == bad && how == TX4_NEXT_UNAVAIL)
+			flags = VRING_DESC_F_NEXT;
+		/* What follows a chain that goes on was never made available. */
+		if (how == TX4_NEXT_UNAVAIL && (unsigned)i == bad + 1)
+			continue;
+		pk_desc(fe, 1, (uint16_t)i, addr, HDR + 64, (uint16_t)i, PK_ON(flags));
+	}
+	srv_wake();
+}
+
+static void c_pk_tx4_writable(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, true))
+		return;
+	pk_tx_four(fe, 2, TX4_WRITABLE);
+	cut_dp(ex, 1, "writable descriptor in a transmit chain");
+}
+
+static void c_pk_tx4_outside(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, true))
+		return;
+	pk_tx_four(fe, 3, TX4_OUTSIDE);
+	cut_dp(ex, 1, "buffer outside");
+}
+
+static void c_pk_tx4_next_unavail(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, true))
+		return;
+	pk_tx_four(fe, 1, TX4_NEXT_UNAVAIL);
+	cut_dp(ex, 1, "not available");
+}
+
 static void c_pk_rx4_outside(struct fe *fe, struct expect *ex)
 {
 	if (!dp_packed(fe, false))
@@ -3207,6 +3351,10 @@ static const struct tcase cases[] = {
 	{ "dp: rx 4 in a row, 3rd readable", c_dp_rx4_readable, false },
 	{ "dp: rx 4 in a row, 4th outside memory", c_dp_rx4_outside, false },
 	{ "dp: rx 4 in a row, 3rd head 256", c_dp_rx4_head_beyond, false },
+	{ "dp: tx frames of one desc, in a row", c_dp_tx_single, false },
+	{ "dp: tx 4 in a row, 3rd writable", c_dp_tx4_writable, false },
+	{ "dp: tx 4 in a row, 4th outside memory", c_dp_tx4_outside, false },
+	{ "dp: tx 4 in a row, 2nd head 256", c_dp_tx4_head_beyond, false },
 	{ "packed: chain into unavailable desc", c_pk_next_unavail, false },
 	{ "packed: chain across the wrap, old lap", c_pk_wrap_confusion, false },
 	{ "packed: used/next-lap flags left alone", c_pk_stale_flags, false },
@@ -3222,6 +3370,10 @@ static const struct tcase cases[] = {
 	{ "packed: rx 4 in a row, 3rd readable", c_pk_rx4_readable, false },
 	{ "packed: rx 4 in a row, 4th outside memory", c_pk_rx4_outside, false },
 	{ "packed: rx 4 in a row, 3rd into unavailable", c_pk_rx4_next_unavail, false },
+	{ "packed: tx frames of one desc, in a row", c_pk_tx_single, false },
+	{ "packed: tx 4 in a row, 3rd writable", c_pk_tx4_writable, false },
+	{ "packed: tx 4 in a row, 4th outside memory", c_pk_tx4_outside, false },
+	{ "packed: tx 4 in a row, 2nd into unavailable", c_pk_tx4_next_unavail, false },
 	{ "packed: base beyond the ring", c_pk_base_beyond, false },
 	{ "packed: layout changed while running", c_pk_layout_change, false },
 	{ "packed: traffic across the wrap", c_pk_good_wrap, false },

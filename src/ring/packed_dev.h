@@ -219,6 +219,34 @@ static inline void vdpacked_take_batch(struct vdpacked *vq, const uint16_t id[VD
 	}
 }
 
+/*
+ * Take a batch vdpacked_batch() found as chains the device only read (a
+ * transmit ring): in order, one used descriptor covers all four and the
+ * run before them (see vdpacked_take_read()); otherwise one each.
+ */
+static inline void vdpacked_take_read_batch(struct vdpacked *vq, const uint16_t id[VD_BATCH])
+{
+	struct vdpacked_used *last = vq->nshadow ? &vq->shadow[vq->nshadow - 1] : NULL;
+
+	if (vq->in_order) {
+		if (last && !last->len && (unsigned)last->ndesc + VD_BATCH <= vq->size) {
+			last->id = id[VD_BATCH - 1];
+			last->ndesc = (uint16_t)(last->ndesc + VD_BATCH);
+		} else {
+			vq->shadow[vq->nshadow++] =
+				(struct vdpacked_used){ id[VD_BATCH - 1], VD_BATCH, 0 };
+		}
+	} else {
+		for (unsigned i = 0; i < VD_BATCH; i++)
+			vq->shadow[vq->nshadow++] = (struct vdpacked_used){ id[i], 1, 0 };
+	}
+	vq->avail_pos = (uint16_t)(vq->avail_pos + VD_BATCH);
+	if (vq->avail_pos == vq->size) {
+		vq->avail_pos = 0;
+		vq->avail_wrap = !vq->avail_wrap;
+	}
+}
+
 static inline struct vdpacked_mark vdpacked_mark(const struct vdpacked *vq)
 {
 	return (struct vdpacked_mark){ vq->avail_pos, vq->avail_wrap, vq->nshadow };
