@@ -66,7 +66,7 @@ def ratio(a, b):
 
 
 def load(raw):
-    tput, lat, mem, bounce = {}, {}, [], []
+    tput, lat, mem, bounce, drift = {}, {}, [], [], []
     for line in open(raw):
         f = line.rstrip("\n").split("\t")
         if f[0] == "T":
@@ -77,13 +77,15 @@ def load(raw):
             mem.append(f[1:])
         elif f[0] == "B":
             bounce.append(float(f[2]))
-    return tput, lat, mem, bounce
+        elif f[0] == "P":
+            drift.append(float(f[4]))
+    return tput, lat, mem, bounce, drift
 
 
 class Bench:
     def __init__(self, raw, meta):
         self.meta = meta
-        self.tput, self.lat, self.mem, self.bounce = load(raw)
+        self.tput, self.lat, self.mem, self.bounce, self.drift = load(raw)
         self.sizes = [int(s) for s in meta["sizes"].split()]
         self.layouts = meta["layouts"].split()
         self.vhost_packed = meta.get("vhost_packed") == "1"
@@ -209,7 +211,19 @@ class Bench:
                 "ping-pong %s s per run; memory after %s echoed frames. Load average "
                 "(1/5/15 min) %s at the start, %s at the end; the run took %d min %d s." % (
                     m["repeat"], m["seconds"], m["warmup"], m["lat_seconds"], m["mem_count"],
-                    m["load_start"], m["load_end"], int(m["runtime"]) // 60, int(m["runtime"]) % 60))
+                    m["load_start"], m["load_end"], int(m["runtime"]) // 60, int(m["runtime"]) % 60)
+                + self.drift_note())
+
+    def drift_note(self):
+        d = sorted(v for v in self.drift if not math.isnan(v))
+        if not d:
+            return ""
+        return (" A cache line's round trip between the two cores (`bench/linebounce.c`), read "
+                "before each throughput run, took %.0f ns at least, %.0f ns at the median and "
+                "%.0f ns at most over %d readings: the host decides where the two vCPUs run, and "
+                "every rate here is built of such transfers, so compare rates taken at similar "
+                "readings (the two sides of a ratio are measured within seconds of each other)."
+                % (d[0], median(d), d[-1], len(d)))
 
     def headline_size(self):
         return 64 if 64 in self.sizes else self.sizes[0]

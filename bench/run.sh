@@ -441,6 +441,11 @@ for size in "${SIZES[@]}"; do
 	for ((rep = 1; rep <= REPEAT; rep++)); do
 		for layout in "${LAYOUTS[@]}"; do
 			progress "throughput: $size B, $layout, run $rep of $REPEAT"
+			# Where the host runs the two vCPUs can change during a run,
+			# and with it the cost of every transfer between the cores:
+			# a short reading before each point shows how much it moved.
+			ns=$("$VUSER_BUILD/linebounce" 0 1 200000 2>>"$BLOG") || ns=nan
+			rec P "$layout" "$size" "$rep" "$ns"
 			point "$size" "$layout" "$rep" >>"$BLOG"
 		done
 	done

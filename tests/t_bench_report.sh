@@ -32,6 +32,11 @@ tab() { local IFS=$'\t'; echo "$*"; }
 	tab B 1 300.0
 	tab B 2 250.0
 	tab B 3 200.0
+	# Readings before the throughput runs: 90, 600, 140 and a failed one (left out).
+	tab P split 64 1 90.0
+	tab P packed 64 1 600.0
+	tab P split 64 2 140.0
+	tab P packed 64 2 nan
 	tab M defaults vuser 4476928 6352 6352 4368 19000 20000
 	tab M q8 dpdk 47290368 49766 49766 46182 1227571 20000
 } >"$raw"
@@ -80,6 +85,8 @@ check "latency in line round trips: split 900/250 and 1000/250" \
 	grep -qF 'split, vuser vhost 3.6 and DPDK vhost 4.0' "$md"
 check "memory: defaults arena 4.3 MiB, VmHWM 6.2 MiB" grep -qE '^\| path=\.\.\. \(defaults.*\| 4\.3 \| 6\.2 \|' "$md"
 check "the settings line" grep -qF '3 run(s) per point, median shown; 2 s measured after 0.5 s' "$md"
+check "cross-core readings: 90 / 140 / 600 ns over 3" \
+	grep -qF 'took 90 ns at least, 140 ns at the median and 600 ns at most over 3 readings' "$md"
 check "README: block replaced" grep -qF 'Latest run: 2026-01-01 00:00 UTC, `bash bench/run.sh`' "$readme"
 check "README: old block gone" bash -c "! grep -qF 'old table' '$readme'"
 check "README: text around the block kept" bash -c "grep -qx before '$readme' && grep -qx after '$readme'"
