@@ -214,6 +214,13 @@ class Bench:
                     m["load_start"], m["load_end"], int(m["runtime"]) // 60, int(m["runtime"]) % 60)
                 + self.drift_note())
 
+    def drift_short(self):
+        d = sorted(v for v in self.drift if not math.isnan(v))
+        if not d:
+            return ""
+        return (" A cache line's round trip between the two cores took %.0f-%.0f ns during the "
+                "run (median %.0f); every rate depends on it." % (d[0], d[-1], median(d)))
+
     def drift_note(self):
         d = sorted(v for v in self.drift if not math.isnan(v))
         if not d:
@@ -256,8 +263,9 @@ class Bench:
         m = self.meta
         size = self.headline_size()
         out = [README_BEGIN,
-               "Latest run: %s, `%s`, on %s. Full tables, every size and how each rate is read: [%s](%s)." % (
-                   m["date"], m["command"], self.machine(), md_rel, md_rel), "",
+               "Latest run: %s, `%s`, on %s.%s Full tables, every size and how each rate is read: "
+               "[%s](%s)." % (m["date"], m["command"], self.machine(), self.drift_short(), md_rel,
+                              md_rel), "",
                "%d-byte frames, one queue (ratio = vuser / peer):" % size, "",
                self.summary_table(size), ""]
         if plot_rel:

@@ -20,7 +20,7 @@
 #   BENCH_MEM_COUNT=200000     echo frames for each memory reading
 #   BENCH_NO_INSTALL=1   do not apt-get what is missing
 #   BENCH_LOG=FILE       keep the log of every command (default: a temp file)
-# A full run takes about 20 minutes on 2 cores.
+# A full run takes 20 to 30 minutes on 2 cores, depending on the host.
 #
 # Cores: every busy-polling side has a core of its own. Frontends (vuser
 # port, DPDK virtio_user, memif client) poll on core 0, backends (vuser

@@ -88,6 +88,7 @@ check "the settings line" grep -qF '3 run(s) per point, median shown; 2 s measur
 check "cross-core readings: 90 / 140 / 600 ns over 3" \
 	grep -qF 'took 90 ns at least, 140 ns at the median and 600 ns at most over 3 readings' "$md"
 check "README: block replaced" grep -qF 'Latest run: 2026-01-01 00:00 UTC, `bash bench/run.sh`' "$readme"
+check "README: the cross-core readings" grep -qF 'took 90-600 ns during the run (median 140)' "$readme"
 check "README: old block gone" bash -c "! grep -qF 'old table' '$readme'"
 check "README: text around the block kept" bash -c "grep -qx before '$readme' && grep -qx after '$readme'"
 check "README: links bench.md" grep -qF '[out/bench.md](out/bench.md)' "$readme"

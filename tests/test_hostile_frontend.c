@@ -3155,6 +3155,22 @@ static void c_pk_rx4_readable(struct fe *fe, struct expect *ex)
 	cut_dp(ex, 0, "readable descriptor in a receive chain");
 }
 
+static void c_pk_rx4_outside(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, false))
+		return;
+	pk_rx_four(fe, 3, RX4_OUTSIDE);
+	cut_dp(ex, 0, "buffer outside");
+}
+
+static void c_pk_rx4_next_unavail(struct fe *fe, struct expect *ex)
+{
+	if (!dp_packed(fe, false))
+		return;
+	pk_rx_four(fe, 2, RX4_NEXT_UNAVAIL);
+	cut_dp(ex, 0, "not available");
+}
+
 static void c_pk_tx_single(struct fe *fe, struct expect *ex)
 {
 	if (!dp_packed(fe, true))
@@ -3207,22 +3223,6 @@ static void c_pk_tx4_next_unavail(struct fe *fe, struct expect *ex)
 		return;
 	pk_tx_four(fe, 1, TX4_NEXT_UNAVAIL);
 	cut_dp(ex, 1, "not available");
-}
-
-static void c_pk_rx4_outside(struct fe *fe, struct expect *ex)
-{
-	if (!dp_packed(fe, false))
-		return;
-	pk_rx_four(fe, 3, RX4_OUTSIDE);
-	cut_dp(ex, 0, "buffer outside");
-}
-
-static void c_pk_rx4_next_unavail(struct fe *fe, struct expect *ex)
-{
-	if (!dp_packed(fe, false))
-		return;
-	pk_rx_four(fe, 2, RX4_NEXT_UNAVAIL);
-	cut_dp(ex, 0, "not available");
 }
 
 static void c_pk_base_beyond(struct fe *fe, struct expect *ex)
