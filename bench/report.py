@@ -214,15 +214,18 @@ class Bench:
                     m["load_start"], m["load_end"], int(m["runtime"]) // 60, int(m["runtime"]) % 60)
                 + self.drift_note())
 
+    def drift_readings(self):
+        return sorted(v for v in self.drift if not math.isnan(v))
+
     def drift_short(self):
-        d = sorted(v for v in self.drift if not math.isnan(v))
+        d = self.drift_readings()
         if not d:
             return ""
         return (" A cache line's round trip between the two cores took %.0f-%.0f ns during the "
                 "run (median %.0f); every rate depends on it." % (d[0], d[-1], median(d)))
 
     def drift_note(self):
-        d = sorted(v for v in self.drift if not math.isnan(v))
+        d = self.drift_readings()
         if not d:
             return ""
         return (" A cache line's round trip between the two cores (`bench/linebounce.c`), read "
