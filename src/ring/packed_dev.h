@@ -156,23 +156,29 @@ static inline void vdpacked_take(struct vdpacked *vq, const struct vdpwalk *w, u
 }
 
 /*
- * The same for a chain the device only read, in order: it joins the batch
- * the last used descriptor covers, which now names its id (2.7.9), so the
- * burst writes one descriptor instead of one per chain. A batch spans at
- * most a ring, which keeps every position arithmetic below 2 * size.
+ * Record a chain of ndesc positions the device only read. In order it joins
+ * the batch the last used descriptor covers, which now names its id (2.7.9),
+ * so the burst writes one descriptor instead of one per chain. A batch spans
+ * at most a ring, which keeps every position arithmetic below 2 * size.
  */
-static inline void vdpacked_take_read(struct vdpacked *vq, const struct vdpwalk *w)
+static inline void vdpacked_shadow_read(struct vdpacked *vq, uint16_t id, uint16_t ndesc)
 {
 	struct vdpacked_used *last = vq->nshadow ? &vq->shadow[vq->nshadow - 1] : NULL;
 
-	if (vq->in_order && last && !last->len && (unsigned)last->ndesc + w->ndesc <= vq->size) {
-		last->id = w->id;
-		last->ndesc = (uint16_t)(last->ndesc + w->ndesc);
-		vq->avail_pos = w->pos;
-		vq->avail_wrap = w->wrap;
+	if (vq->in_order && last && !last->len && (unsigned)last->ndesc + ndesc <= vq->size) {
+		last->id = id;
+		last->ndesc = (uint16_t)(last->ndesc + ndesc);
 		return;
 	}
-	vdpacked_take(vq, w, 0);
+	vq->shadow[vq->nshadow++] = (struct vdpacked_used){ id, ndesc, 0 };
+}
+
+/* The same as vdpacked_take() for a walked chain the device only read. */
+static inline void vdpacked_take_read(struct vdpacked *vq, const struct vdpwalk *w)
+{
+	vdpacked_shadow_read(vq, w->id, w->ndesc);
+	vq->avail_pos = w->pos;
+	vq->avail_wrap = w->wrap;
 }
 
 /*
@@ -206,12 +212,9 @@ static inline bool vdpacked_batch(const struct vdpacked *vq, bool rx,
 	return true;
 }
 
-/* Take a batch vdpacked_batch() found: each chain used with len[i] bytes written. */
-static inline void vdpacked_take_batch(struct vdpacked *vq, const uint16_t id[VD_BATCH],
-				       const uint32_t len[VD_BATCH])
+/* Move the avail position past a batch vdpacked_batch() found (it never crosses the end). */
+static inline void vdpacked_skip_batch(struct vdpacked *vq)
 {
-	for (unsigned i = 0; i < VD_BATCH; i++)
-		vq->shadow[vq->nshadow++] = (struct vdpacked_used){ id[i], 1, len[i] };
 	vq->avail_pos = (uint16_t)(vq->avail_pos + VD_BATCH);
 	if (vq->avail_pos == vq->size) {
 		vq->avail_pos = 0;
@@ -219,32 +222,21 @@ static inline void vdpacked_take_batch(struct vdpacked *vq, const uint16_t id[VD
 	}
 }
 
-/*
- * Take a batch vdpacked_batch() found as chains the device only read (a
- * transmit ring): in order, one used descriptor covers all four and the
- * run before them (see vdpacked_take_read()); otherwise one each.
- */
+/* Take a batch vdpacked_batch() found: each chain used with len[i] bytes written. */
+static inline void vdpacked_take_batch(struct vdpacked *vq, const uint16_t id[VD_BATCH],
+				       const uint32_t len[VD_BATCH])
+{
+	for (unsigned i = 0; i < VD_BATCH; i++)
+		vq->shadow[vq->nshadow++] = (struct vdpacked_used){ id[i], 1, len[i] };
+	vdpacked_skip_batch(vq);
+}
+
+/* Take a batch vdpacked_batch() found as chains the device only read (a transmit ring). */
 static inline void vdpacked_take_read_batch(struct vdpacked *vq, const uint16_t id[VD_BATCH])
 {
-	struct vdpacked_used *last = vq->nshadow ? &vq->shadow[vq->nshadow - 1] : NULL;
-
-	if (vq->in_order) {
-		if (last && !last->len && (unsigned)last->ndesc + VD_BATCH <= vq->size) {
-			last->id = id[VD_BATCH - 1];
-			last->ndesc = (uint16_t)(last->ndesc + VD_BATCH);
-		} else {
-			vq->shadow[vq->nshadow++] =
-				(struct vdpacked_used){ id[VD_BATCH - 1], VD_BATCH, 0 };
-		}
-	} else {
-		for (unsigned i = 0; i < VD_BATCH; i++)
-			vq->shadow[vq->nshadow++] = (struct vdpacked_used){ id[i], 1, 0 };
-	}
-	vq->avail_pos = (uint16_t)(vq->avail_pos + VD_BATCH);
-	if (vq->avail_pos == vq->size) {
-		vq->avail_pos = 0;
-		vq->avail_wrap = !vq->avail_wrap;
-	}
+	for (unsigned i = 0; i < VD_BATCH; i++)
+		vdpacked_shadow_read(vq, id[i], 1);
+	vdpacked_skip_batch(vq);
 }
 
 static inline struct vdpacked_mark vdpacked_mark(const struct vdpacked *vq)

@@ -100,6 +100,16 @@ static void burst_done(struct vhq *r, uint16_t consumed, uint64_t pkts, uint64_t
 
 /* --------------------------------------------------- from the frontend */
 
+/* The offload fields of a transmit header (VHDR bytes at h, any alignment) for the program. */
+static inline void vnet_from_hdr(struct vuser_buf *f, const uint8_t *h)
+{
+	struct virtio_net_hdr_mrg_rxbuf x;
+
+	memcpy(&x, h, VHDR);
+	f->vnet = (struct vuser_net_hdr){ x.flags, x.gso_type, x.hdr_len,
+					  x.gso_size, x.csum_start, x.csum_offset };
+}
+
 /*
  * Copy one transmit chain into a fresh buffer chain. Returns 1 with *out
  * set, 0 when the frame was dropped (counted by the caller), -EPROTO on a
@@ -189,10 +199,7 @@ static int copy_from_chain(struct vuser_vhost *v, struct vhq *r, struct walk *w,
 	}
 	first->pkt_len = total;
 	if (read_hdr) {
-		const struct virtio_net_hdr_mrg_rxbuf *h = (const void *)hdr;
-
-		first->vnet = (struct vuser_net_hdr){ h->flags, h->gso_type, h->hdr_len,
-						      h->gso_size, h->csum_start, h->csum_offset };
+		vnet_from_hdr(first, hdr);
 	}
 	*out = first;
 	return 1;
@@ -267,13 +274,8 @@ static bool rx_batch(struct vhq *r, uint16_t at, struct vuser_buf *const *fresh,
 		const uint32_t len = seg[i].len - VHDR;
 
 		vbuf_reset(f);
-		if (read_hdr) {
-			struct virtio_net_hdr_mrg_rxbuf h;
-
-			memcpy(&h, seg[i].p, VHDR);
-			f->vnet = (struct vuser_net_hdr){ h.flags, h.gso_type, h.hdr_len,
-							  h.gso_size, h.csum_start, h.csum_offset };
-		}
+		if (read_hdr)
+			vnet_from_hdr(f, seg[i].p);
 		vcopy(vuser_buf_data(f), seg[i].p + VHDR, len);
 		f->data_len = len;
 		f->pkt_len = len;
