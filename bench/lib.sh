@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # DPDK testpmd driven through its command line (-i), for the bench. Source it
-# after tests/lib.sh (it uses T, TESTPMD, TP_MEM, DPDK_RUNDIR, wait_until,
+# after tests/lib.sh (it uses T, TESTPMD, DPDK_RUNDIR, wait_until,
 # alive, fail, at_exit).
 #
 # Why interactive: `show port stats 0` prints Rx-pps and Tx-pps over the time
@@ -73,7 +73,9 @@ tpi_launch() {
 	exec {fd}<>"$fifo"
 	: >"$log"
 	# shellcheck disable=SC2054 # "-l 0,1" is one argument
-	local eal=(-l 0,1 --main-lcore "$main" --no-pci --no-huge -m "$TP_MEM")
+	# testpmd's default mbuf pool (338 MB), as a user would run it: the
+	# tests' smaller one (tests/lib.sh TP_MBUFS) is not what is compared.
+	local eal=(-l 0,1 --main-lcore "$main" --no-pci --no-huge -m "${TPI_MEM:-1024}")
 	[ "$frontend" = 1 ] && eal+=(--single-file-segments)
 	echo "+ $TESTPMD ${eal[*]} --file-prefix=$prefix --vdev $vdev -- -i --nb-cores=1 $*"
 	stdbuf -oL "$TESTPMD" "${eal[@]}" --file-prefix="$prefix" --vdev "$vdev" \

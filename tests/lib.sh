@@ -32,11 +32,21 @@ VUSER_ROOT=${VUSER_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 VUSER_BUILD=${VUSER_BUILD:-$VUSER_ROOT/build}
 PMD=${PMD:-$VUSER_BUILD/vuser-pmd}
 TESTPMD=${TESTPMD:-dpdk-testpmd}
-# Memory for each testpmd (--no-huge -m): 1024 fits the default mbuf pool
-# (155456 mbufs of 2176 bytes = 338 MB) with room for the vhost rings.
-TP_MEM=${TP_MEM:-1024}
+# Memory for each testpmd (--no-huge -m) and its mbuf pool (--total-num-mbufs,
+# appended before a test's own arguments, which win): 16384 mbufs of 2176
+# bytes (36 MB) with room for the rings. testpmd's default pool (155456 mbufs,
+# 338 MB) needs -m 1024, and clearing that much memory made every start take
+# 2 s rather than 0.6 s; the tests start testpmd hundreds of times.
+TP_MEM=${TP_MEM:-256}
+TP_MBUFS=${TP_MBUFS-16384}
 # How long vuser-pmd may run in pmd_run before it is killed.
 PMD_TIMEOUT=${PMD_TIMEOUT:-100}
+# Debian's python3 when it is there: a version manager's shim ahead of it on
+# PATH costs about 0.4 s a call, and the restart loops call it hundreds of times.
+if [ -z "${PYTHON:-}" ]; then
+	PYTHON=python3
+	[ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3
+fi
 # DPDK's per-process runtime dirs.
 DPDK_RUNDIR=${DPDK_RUNDIR:-/var/run/dpdk}
 
@@ -96,7 +106,7 @@ check_eq() {
 }
 
 need_python() {
-	command -v python3 >/dev/null 2>&1 || skip "python3 not found"
+	command -v "$PYTHON" >/dev/null 2>&1 || skip "python3 not found"
 }
 
 need_testpmd() {
@@ -110,13 +120,15 @@ need_pmd() {
 	[ -x "$PMD" ] || fail "$PMD not built"
 }
 
-# wait_until SECS CMD...: poll CMD every 0.1 s; false on timeout.
+# wait_until SECS CMD...: poll CMD, every 0.02 s for the first half second
+# (most waits end there, and the restart loops wait thousands of times), then
+# every 0.1 s; false on timeout.
 wait_until() {
 	local secs=$1; shift
-	local end=$((SECONDS + secs))
+	local end=$((SECONDS + secs)) n=0
 	while ! "$@"; do
 		[ "$SECONDS" -lt "$end" ] || return 1
-		sleep 0.1
+		if ((n++ < 25)); then sleep 0.02; else sleep 0.1; fi
 	done
 	return 0
 }
@@ -143,15 +155,26 @@ _tp_new() {
 }
 
 # Start testpmd in the background with EAL args $1 (an array name) and app
-# args after it, and wait until it forwards.
+# args after it (the caller waits until it forwards).
+#
+# Without -i, testpmd forwards until a read of its standard input returns.
+# That input is a FIFO it opens for reading and writing itself: the read
+# never sees end-of-file and waits until a signal ends it, and no fd stays
+# open in this shell. (With --stats-period instead, testpmd notices a
+# signal only at the end of a one-second sleep: a second per stop, and the
+# tests stop testpmd hundreds of times.) Line-buffered output, so that the
+# log shows when it forwards.
 _tp_launch() {
 	local name=$1 _ealvar=$2; shift 2
 	local -n _tp_eal=$_ealvar
+	local fifo=$T/testpmd-$name-$_tp_counter.in
 	: >"${TP_LOG[$name]}"
-	"$TESTPMD" "${_tp_eal[@]}" --file-prefix="${TP_PREFIX[$name]}" -- \
-		--nb-cores=1 --stats-period 1 "$@" </dev/null >"${TP_LOG[$name]}" 2>&1 &
+	rm -f "$fifo"
+	mkfifo "$fifo" || fail "mkfifo $fifo"
+	stdbuf -oL "$TESTPMD" "${_tp_eal[@]}" --file-prefix="${TP_PREFIX[$name]}" -- \
+		--nb-cores=1 "$@" 0<>"$fifo" >"${TP_LOG[$name]}" 2>&1 &
 	TP_PID[$name]=$!
-	echo "$TESTPMD ${_tp_eal[*]} --file-prefix=${TP_PREFIX[$name]} -- --nb-cores=1 --stats-period 1 $*" \
+	echo "$TESTPMD ${_tp_eal[*]} --file-prefix=${TP_PREFIX[$name]} -- --nb-cores=1 $*" \
 		>"$T/testpmd-$name-$_tp_counter.cmd"
 }
 
@@ -174,7 +197,8 @@ tp_start() {
 	rm -f "$sock"
 	local eal=(-l 0,1 --main-lcore 0 --no-pci --no-huge -m "$TP_MEM"
 		--vdev "net_vhost0,iface=$sock,queues=$queues${TP_VDEV_EXTRA:-}")
-	_tp_launch "$name" eal --forward-mode="$mode" --rxq="$queues" --txq="$queues" "$@"
+	_tp_launch "$name" eal --forward-mode="$mode" --rxq="$queues" --txq="$queues" \
+		${TP_MBUFS:+--total-num-mbufs=$TP_MBUFS} "$@"
 	wait_until 20 eval "_tp_ready '$name' && [ -S '$sock' ]" ||
 		fail "testpmd $name: no socket $sock after 20 s"
 }
@@ -187,7 +211,8 @@ tp_start_virtio() {
 	_tp_new "$name"
 	local eal=(-l 0,1 --main-lcore 1 --no-pci --no-huge -m "$TP_MEM" --single-file-segments
 		--vdev "net_virtio_user0,path=$sock,queues=$queues,packed_vq=${TP_PACKED_VQ:-0}${TP_VDEV_EXTRA:-}")
-	_tp_launch "$name" eal --rxq="$queues" --txq="$queues" "$@"
+	_tp_launch "$name" eal --rxq="$queues" --txq="$queues" \
+		${TP_MBUFS:+--total-num-mbufs=$TP_MBUFS} "$@"
 	wait_until 20 _tp_ready "$name" || fail "testpmd $name not forwarding after 20 s"
 }
 
@@ -225,19 +250,15 @@ tp_kill9() {
 #   S[rx_packets] S[rx_dropped] S[tx_packets] S[tx_dropped] S[rx_nombufs]
 #   S[rx_error]       from the final "Forward statistics for port 0" block
 #                     (RX-dropped is imissed, TX-dropped what tx_burst refused)
-#   S[nic_rx_missed] S[nic_rx_errors] S[nic_rx_nombuf] S[nic_tx_errors]
-#   S[nic_rx_packets] S[nic_tx_packets]
-#                     from the last periodic "NIC statistics" block
 #   S[streams] S[qN_rx_packets] S[qN_tx_packets] S[qN_tx_dropped]
 #                     per forwarding stream N (RX queue N -> TX queue N), when
 #                     testpmd printed them (more than one stream)
-#   S[rx_pps] S[tx_pps]  every periodic Rx-pps / Tx-pps sample, space separated
 #   S[final]          1 when the final block was there
 # Without "any" a missing final block fails the test.
 tp_load() {
 	local name=$1 any=${2:-} out
 	S=()
-	out=$(python3 - "${TP_LOG[$name]}" <<'EOF'
+	out=$("$PYTHON" - "${TP_LOG[$name]}" <<'EOF'
 import re, shlex, sys
 text = open(sys.argv[1], errors="replace").read()
 text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
@@ -260,14 +281,6 @@ else:
     out["final"] = 0
 for k in ("rx_packets", "rx_dropped", "tx_packets", "tx_dropped", "rx_nombufs", "rx_error"):
     out.setdefault(k, 0)
-# Last periodic NIC block.
-blocks = text.split("NIC statistics for port 0")
-nic = {}
-if len(blocks) > 1:
-    for k, v in kv.findall(blocks[-1].split("Throughput")[0]):
-        nic[key(k)] = int(v)
-for k in ("rx_packets", "rx_missed", "rx_errors", "rx_nombuf", "tx_packets", "tx_errors"):
-    out["nic_" + k] = nic.get(k, 0)
 # Per-stream blocks (printed when there are more streams than ports):
 # "Forward Stats for RX Port= 0/Queue= Q -> TX Port= 0/Queue= Q".
 streams = {}
@@ -277,8 +290,6 @@ out["streams"] = len(streams)
 for q, st in streams.items():
     for k in ("rx_packets", "tx_packets", "tx_dropped"):
         out["q%d_%s" % (q, k)] = st.get(k, 0)
-out["rx_pps"] = " ".join(re.findall(r"Rx-pps:\s+(\d+)", text))
-out["tx_pps"] = " ".join(re.findall(r"Tx-pps:\s+(\d+)", text))
 for k, v in out.items():
     print("S[%s]=%s" % (k, shlex.quote(str(v))))
 EOF
@@ -324,7 +335,7 @@ _pmd_parse() {
 	J=() J_QUEUES_RX=() J_QUEUES_TX=() J_QUEUES_PROBES=()
 	PMD_JSON=$(grep '^[[:space:]]*{' "$PMD_OUT" | tail -n 1)
 	[ -n "$PMD_JSON" ] || fail "vuser-pmd printed no JSON (exit $PMD_RC)"
-	out=$(python3 - "$PMD_JSON" <<'EOF'
+	out=$("$PYTHON" - "$PMD_JSON" <<'EOF'
 import json, shlex, sys
 d = json.loads(sys.argv[1])
 need = ["tx_packets", "rx_packets", "tx_pps", "rx_pps", "dropped", "bad_payload",
@@ -409,7 +420,7 @@ pmd_summary() {
 }
 
 tp_summary() {
-	echo "testpmd $1: RX-packets=${S[rx_packets]} RX-dropped=${S[rx_dropped]} TX-packets=${S[tx_packets]} TX-dropped=${S[tx_dropped]} RX-nombufs=${S[rx_nombufs]} RX-error=${S[rx_error]} nic: RX-missed=${S[nic_rx_missed]} RX-errors=${S[nic_rx_errors]} TX-errors=${S[nic_tx_errors]}"
+	echo "testpmd $1: RX-packets=${S[rx_packets]} RX-dropped=${S[rx_dropped]} TX-packets=${S[tx_packets]} TX-dropped=${S[tx_dropped]} RX-nombufs=${S[rx_nombufs]} RX-error=${S[rx_error]}"
 }
 
 _lib_cleanup() {
@@ -636,7 +647,8 @@ tp_launch_frontend() {
 	mem=(${TPF_MEM:---no-huge -m $TP_MEM --single-file-segments})
 	local eal=(-l 0,1 --main-lcore 0 --no-pci "${mem[@]}"
 		--vdev "net_virtio_user0,path=$sock,queues=$queues,packed_vq=${TP_PACKED_VQ:-0}${TP_VDEV_EXTRA:-}")
-	_tp_launch "$name" eal --rxq="$queues" --txq="$queues" "$@"
+	_tp_launch "$name" eal --rxq="$queues" --txq="$queues" \
+		${TP_MBUFS:+--total-num-mbufs=$TP_MBUFS} "$@"
 }
 
 check_echo_probed() {
@@ -681,8 +693,6 @@ check_echo_probed() {
 #   tp_start_vhost_client NAME SOCK MODE QUEUES [testpmd app args...]
 #                           DPDK's vhost PMD connecting (client=1) to SOCK, a
 #                           port listening there; forwarding lcore on core 1.
-#                           TP_MEM and its mbuf pool (TP_MBUFS) are small, so
-#                           that it starts in well under a second
 #   proc_fds PID / proc_rss_kib PID
 #                           open fds / resident KiB (VmRSS) of process PID
 
@@ -737,9 +747,9 @@ proc_rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 tp_start_vhost_client() {
 	local name=$1 sock=$2 mode=$3 queues=$4; shift 4
 	_tp_new "$name"
-	local eal=(-l 0,1 --main-lcore 0 --no-pci --no-huge -m "${TP_CLIENT_MEM:-256}"
+	local eal=(-l 0,1 --main-lcore 0 --no-pci --no-huge -m "$TP_MEM"
 		--vdev "net_vhost0,iface=$sock,queues=$queues,client=1${TP_VDEV_EXTRA:-}")
 	_tp_launch "$name" eal --forward-mode="$mode" --rxq="$queues" --txq="$queues" \
-		--total-num-mbufs="${TP_MBUFS:-16384}" "$@"
+		${TP_MBUFS:+--total-num-mbufs=$TP_MBUFS} "$@"
 	wait_until 30 _tp_ready "$name" || fail "testpmd $name not forwarding after 30 s"
 }

@@ -66,7 +66,7 @@ runtime=125
 EOF
 printf '# x\n\nbefore\n<!-- bench:begin -->\nold table\n<!-- bench:end -->\nafter\n' >"$readme"
 
-python3 "$VUSER_ROOT/bench/report.py" "$raw" "$T/meta" "$out" "$readme" || fail "report.py failed"
+"$PYTHON" "$VUSER_ROOT/bench/report.py" "$raw" "$T/meta" "$out" "$readme" || fail "report.py failed"
 md=$out/bench.md
 cat "$md"
 row() { grep -F "$1" "$md" | head -n 1; }
@@ -95,7 +95,7 @@ check "README: links bench.md" grep -qF '[out/bench.md](out/bench.md)' "$readme"
 
 # A hand-written note below the mark survives the next run.
 echo "- abc123: a note written by hand" >>"$md"
-python3 "$VUSER_ROOT/bench/report.py" "$raw" "$T/meta" "$out" "" >/dev/null || fail "second report.py failed"
+"$PYTHON" "$VUSER_ROOT/bench/report.py" "$raw" "$T/meta" "$out" "" >/dev/null || fail "second report.py failed"
 check "hand-written part kept" grep -qF -- "- abc123: a note written by hand" "$md"
 check_eq "kept once, not twice" "$(grep -c 'a note written by hand' "$md")" 1
 check_eq "one keep mark" "$(grep -c 'bench/run.sh keeps everything below this line' "$md")" 1

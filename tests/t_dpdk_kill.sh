@@ -18,8 +18,8 @@ for mode in echo txonly; do
 	esac
 	pmd_bg --port "path=${TP_SOCK[vh]},queues=1,reconnect=0" --mode "$mode" --pkt-size 64-1518 \
 		--duration "$DURATION" --cpu 0 --stats 1
-	sleep 3
-	check "vuser-pmd ($mode) still running 3 s into a ${DURATION} s run" alive "$PMD_PID"
+	sleep 1
+	check "vuser-pmd ($mode) still running 1 s into a ${DURATION} s run" alive "$PMD_PID"
 	tp_kill9 vh
 	t_kill=$SECONDS
 	# It should notice within a fraction of a second; allow 10 s.
@@ -46,8 +46,8 @@ echo "== echo, reconnect=1 (default): the run outlives its backend"
 tp_start vh2 macswap 1
 pmd_bg --port "path=${TP_SOCK[vh2]},queues=1" --mode echo --pkt-size 64-1518 \
 	--duration 120 --cpu 0 --stats 1
-sleep 3
-check "vuser-pmd still running 3 s in" alive "$PMD_PID"
+sleep 1
+check "vuser-pmd still running 1 s in" alive "$PMD_PID"
 tp_kill9 vh2
 wait_until 10 grep -q '^vuser-pmd: link down' "$PMD_ERR" ||
 	fail "vuser-pmd did not report the link down within 10 s"

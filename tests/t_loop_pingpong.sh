@@ -29,7 +29,7 @@ check_rtt() {
 	check "$who: p99 >= median (${j[rtt_p99_ns]} >= ${j[rtt_median_ns]})" \
 		[ "${j[rtt_p99_ns]}" -ge "${j[rtt_median_ns]}" ]
 	check "$who: max >= p99" [ "${j[rtt_max_ns]}" -ge "${j[rtt_p99_ns]}" ]
-	check "$who: mean within [min, max]" python3 -c "import sys; sys.exit(not (${j[rtt_min_ns]} <= ${j[rtt_mean_ns]} <= ${j[rtt_max_ns]}))"
+	check "$who: mean within [min, max]" "$PYTHON" -c "import sys; sys.exit(not (${j[rtt_min_ns]} <= ${j[rtt_mean_ns]} <= ${j[rtt_max_ns]}))"
 	check "$who: vm_rss_kb > 0" [ "${j[vm_rss_kb]:-0}" -gt 0 ]
 	check "$who: vm_hwm_kb >= vm_rss_kb" [ "${j[vm_hwm_kb]:-0}" -ge "${j[vm_rss_kb]}" ]
 }

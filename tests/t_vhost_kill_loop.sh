@@ -60,8 +60,8 @@ echo "vuser ports: $ROUNDS killed mid-traffic, each served ($(vh_session_rx "$RO
 check_eq "after $ROUNDS vuser ports: fds as after the first" "$(proc_fds "$vpid")" "$fds1"
 
 for ((i = 1; i <= DPDK_ROUNDS; i++)); do
-	TPF_MEM="--no-huge -m 256 --single-file-segments" \
-		tp_start_frontend fe "$sock" 1 --forward-mode=txonly --txpkts=64 --total-num-mbufs=8192
+	TPF_MEM="--no-huge -m 32 --single-file-segments" \
+		tp_start_frontend fe "$sock" 1 --forward-mode=txonly --txpkts=64 --total-num-mbufs=2048
 	sleep 0.2
 	tp_kill9 fe
 	after "DPDK frontend $i"
