@@ -5,10 +5,11 @@
 # (tests/run.sh) against each.
 #
 # Both suites include the DPDK interop scripts (tests/t_dpdk_*.sh). Under the
-# sanitizers they take about twice as long (about 1 minute for all of them
-# here, against about 40 s), and a real peer driving the datapath at full
-# rate is where ASan finds the most, so they are not dropped from the
-# sanitizer run: the whole script stays within a few minutes plus apt.
+# sanitizers they take about as long (about 70 s for all of them here,
+# against about 65 s), and a real peer driving the datapath at full rate is
+# where ASan finds the most, so they are not dropped from the sanitizer run.
+# Each suite takes about 7 minutes here (2 cores), the whole script about
+# 16 with apt and both builds.
 # A missing dpdk-testpmd fails those scripts (this script installs it): only
 # a developer running tests/run.sh by hand without DPDK sees them skipped.
 #

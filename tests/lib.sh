@@ -172,9 +172,11 @@ _tp_launch() {
 	rm -f "$fifo"
 	mkfifo "$fifo" || fail "mkfifo $fifo"
 	stdbuf -oL "$TESTPMD" "${_tp_eal[@]}" --file-prefix="${TP_PREFIX[$name]}" -- \
-		--nb-cores=1 "$@" 0<>"$fifo" >"${TP_LOG[$name]}" 2>&1 &
+		--nb-cores=1 ${TP_MBUFS:+--total-num-mbufs=$TP_MBUFS} "$@" \
+		0<>"$fifo" >"${TP_LOG[$name]}" 2>&1 &
 	TP_PID[$name]=$!
-	echo "$TESTPMD ${_tp_eal[*]} --file-prefix=${TP_PREFIX[$name]} -- --nb-cores=1 $*" \
+	echo "$TESTPMD ${_tp_eal[*]} --file-prefix=${TP_PREFIX[$name]} -- --nb-cores=1" \
+		"${TP_MBUFS:+--total-num-mbufs=$TP_MBUFS} $*" \
 		>"$T/testpmd-$name-$_tp_counter.cmd"
 }
 
@@ -197,8 +199,7 @@ tp_start() {
 	rm -f "$sock"
 	local eal=(-l 0,1 --main-lcore 0 --no-pci --no-huge -m "$TP_MEM"
 		--vdev "net_vhost0,iface=$sock,queues=$queues${TP_VDEV_EXTRA:-}")
-	_tp_launch "$name" eal --forward-mode="$mode" --rxq="$queues" --txq="$queues" \
-		${TP_MBUFS:+--total-num-mbufs=$TP_MBUFS} "$@"
+	_tp_launch "$name" eal --forward-mode="$mode" --rxq="$queues" --txq="$queues" "$@"
 	wait_until 20 eval "_tp_ready '$name' && [ -S '$sock' ]" ||
 		fail "testpmd $name: no socket $sock after 20 s"
 }
@@ -211,8 +212,7 @@ tp_start_virtio() {
 	_tp_new "$name"
 	local eal=(-l 0,1 --main-lcore 1 --no-pci --no-huge -m "$TP_MEM" --single-file-segments
 		--vdev "net_virtio_user0,path=$sock,queues=$queues,packed_vq=${TP_PACKED_VQ:-0}${TP_VDEV_EXTRA:-}")
-	_tp_launch "$name" eal --rxq="$queues" --txq="$queues" \
-		${TP_MBUFS:+--total-num-mbufs=$TP_MBUFS} "$@"
+	_tp_launch "$name" eal --rxq="$queues" --txq="$queues" "$@"
 	wait_until 20 _tp_ready "$name" || fail "testpmd $name not forwarding after 20 s"
 }
 
@@ -647,8 +647,7 @@ tp_launch_frontend() {
 	mem=(${TPF_MEM:---no-huge -m $TP_MEM --single-file-segments})
 	local eal=(-l 0,1 --main-lcore 0 --no-pci "${mem[@]}"
 		--vdev "net_virtio_user0,path=$sock,queues=$queues,packed_vq=${TP_PACKED_VQ:-0}${TP_VDEV_EXTRA:-}")
-	_tp_launch "$name" eal --rxq="$queues" --txq="$queues" \
-		${TP_MBUFS:+--total-num-mbufs=$TP_MBUFS} "$@"
+	_tp_launch "$name" eal --rxq="$queues" --txq="$queues" "$@"
 }
 
 check_echo_probed() {
@@ -749,7 +748,6 @@ tp_start_vhost_client() {
 	_tp_new "$name"
 	local eal=(-l 0,1 --main-lcore 0 --no-pci --no-huge -m "$TP_MEM"
 		--vdev "net_vhost0,iface=$sock,queues=$queues,client=1${TP_VDEV_EXTRA:-}")
-	_tp_launch "$name" eal --forward-mode="$mode" --rxq="$queues" --txq="$queues" \
-		${TP_MBUFS:+--total-num-mbufs=$TP_MBUFS} "$@"
+	_tp_launch "$name" eal --forward-mode="$mode" --rxq="$queues" --txq="$queues" "$@"
 	wait_until 30 _tp_ready "$name" || fail "testpmd $name not forwarding after 30 s"
 }

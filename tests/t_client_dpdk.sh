@@ -13,7 +13,7 @@ SOCK=$T/frontend.sock
 _tp_new fe
 eal=(-l 0,1 --main-lcore 1 --no-pci --no-huge -m "$TP_MEM" --single-file-segments
 	--vdev "net_virtio_user0,path=$SOCK,queues=1,server=1")
-_tp_launch fe eal --forward-mode=macswap --rxq=1 --txq=1 ${TP_MBUFS:+--total-num-mbufs=$TP_MBUFS}
+_tp_launch fe eal --forward-mode=macswap --rxq=1 --txq=1
 wait_until 20 test -S "$SOCK" || fail "testpmd fe did not listen on $SOCK within 20 s"
 pmd_bg --vhost "path=$SOCK,client=1" --mode echo --count "$N" --pkt-size 64-1518 \
 	--cpu 1 --wait-ready 20
