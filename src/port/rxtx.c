@@ -260,6 +260,7 @@ VUSER_API int vuser_tx_burst(struct vuser_port *p, unsigned qi, struct vuser_buf
 
 	/* Frames are checked and given headers only as far as the ring has room. */
 	room = vring_free_descs(&q->vq);
+	vring_prefetch_tx(&q->vq, n < room ? n : room);
 	if (!n)
 		tx_reclaim(q);
 	while (i < n) {
