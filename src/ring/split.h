@@ -83,6 +83,9 @@ static inline void vsplit_prefetch_tx(const struct vsplit *vq, unsigned n)
 	const unsigned per_line = 64 / sizeof(struct vring_desc);
 	const uint16_t first = (uint16_t)(vq->free_head & ~(per_line - 1));
 
+	/* Nothing to post (a reclaim-only call, a full ring): no line to ask for. */
+	if (!n)
+		return;
 	for (unsigned k = 0; k < n + (vq->free_head & (per_line - 1)); k += per_line)
 		vprefetch_w(&vq->desc[(uint16_t)(first + k) & vq->mask]);
 }
