@@ -1867,6 +1867,97 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/*
+ * A transmit burst becomes available whole: a device thread that finds the
+ * first head of a burst available must find every other descriptor of it
+ * available too (the driver writes the first head's flags last). Posted
+ * one by one, the watcher catches a burst half made in most rounds.
+ */
+struct watch {
+	const struct vring_packed_desc *desc;
+	unsigned pos, n;
+	uint16_t avail;         /* the burst's AVAIL/USED bits */
+	unsigned round, ack;    /* main -> watcher, watcher -> main */
+	unsigned watched, torn;
+	int stop;
+};
+
+static void *watch_run(void *arg)
+{
+	struct watch *w = arg;
+	unsigned seen = 0;
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		unsigned r = __atomic_load_n(&w->round, __ATOMIC_ACQUIRE);
+
+		if (r == seen)
+			continue;
+		seen = r;
+		while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) &&
+		       (__atomic_load_n(&w->desc[w->pos].flags, __ATOMIC_ACQUIRE) & F_WRAP) != w->avail)
+			;
+		for (unsigned k = 1; k < w->n; k++)
+			if ((__atomic_load_n(&w->desc[w->pos + k].flags, __ATOMIC_RELAXED) & F_WRAP) !=
+			    w->avail) {
+				w->torn++;
+				break;
+			}
+		w->watched++;
+		__atomic_store_n(&w->ack, r, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static void test_burst_whole(void)
+{
+	enum { SIZE = 128, BURST = 32, ROUNDS = 2000 };
+	static const uint32_t one[] = { 60 };
+	struct fx f;
+	struct watch w = { .n = BURST };
+	struct vuser_buf *fr[BURST], *out[BURST];
+	struct dchain c;
+	pthread_t th;
+	double t0 = now_s();
+
+	fx_init(&f, SIZE, 2 * BURST, false);
+	w.desc = f.vq.desc;
+	if (pthread_create(&th, NULL, watch_run, &w)) {
+		CHECK(!"pthread_create");
+		fx_fini(&f);
+		return;
+	}
+	for (unsigned r = 1; r <= ROUNDS; r++) {
+		for (unsigned i = 0; i < BURST; i++)
+			fr[i] = make_frame(&f, 1, one);
+		w.pos = f.vq.avail_pos;
+		w.avail = f.vq.avail_wrap ? F_AVAIL : F_USED;
+		__atomic_store_n(&w.round, r, __ATOMIC_RELEASE);
+		/* Give the watcher time to start polling the first head. */
+		for (volatile unsigned spin = 0; spin < 2000; spin++)
+			;
+		CHECK_EQ(vpacked_post_tx(&f.vq, fr, BURST, HDR), BURST);
+		while (__atomic_load_n(&w.ack, __ATOMIC_ACQUIRE) != r && now_s() - t0 < 10.0)
+			sched_yield();
+		if (__atomic_load_n(&w.ack, __ATOMIC_ACQUIRE) != r) {
+			CHECK(!"watcher thread stalled");
+			break;
+		}
+		for (unsigned i = 0; i < BURST; i++) {
+			CHECK_EQ(dev_pop(&f.dev, &c), 1);
+			dev_use(&f.dev, c.id, 0, 1);
+		}
+		CHECK_EQ(vpacked_take_used(&f.vq, out, NULL, BURST, false), BURST);
+		vpool_put_chains(out, BURST);
+	}
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	CHECK_EQ(w.watched, ROUNDS);
+	CHECK_EQ(w.torn, 0);
+	CHECK_EQ(f.vq.errors, 0);
+	check_pool_whole(&f.pool);
+	fx_fini(&f);
+}
+
 static void test_threaded(unsigned size, bool in_order)
 {
 	struct fx f;
@@ -1969,6 +2060,7 @@ int main(void)
 		test_random(1000, i, 5000);
 	}
 	test_threaded(8, false);
+	test_burst_whole();
 	test_threaded(8, true);
 	test_threaded(255, true);
 	test_release(false);

@@ -119,9 +119,47 @@ unsigned vpacked_post_rx(struct vpacked *vq, struct vuser_buf **b, unsigned n, u
 	return n;
 }
 
+/*
+ * Ask for the lines that up to n descriptors from avail_pos will be written
+ * to, all but the first. The device's core read each line (and wrote a used
+ * descriptor into some) on the last lap, so every store must take the line
+ * back; asked for together, the transfers overlap instead of queueing in
+ * the store buffer. The first line is the one the device polls for the next
+ * head, and the rest become visible only through that head (below), so the
+ * device has no reason to read them while they are written.
+ */
+static inline void prefetch_tx_lines(const struct vpacked *vq, unsigned n)
+{
+	const unsigned per_line = 64 / sizeof(struct vring_packed_desc);
+	const unsigned in_line = vq->avail_pos & (per_line - 1);
+
+	for (unsigned k = per_line; k < n + in_line; k += per_line) {
+		unsigned pos = vq->avail_pos - in_line + k;
+
+		if (pos >= vq->size)
+			pos -= vq->size;
+		/* A ring smaller than the burst: only lines inside it. */
+		if (pos < vq->size)
+			vprefetch_w(&vq->desc[pos]);
+	}
+}
+
+/*
+ * A burst is made available as one batch (2.7.13.1): every head but the
+ * first is written with a plain store, and the first with the release,
+ * last. The device takes descriptors in ring order, so it sees the burst
+ * whole. Posted one by one, a device polling the next head reads each line
+ * while it is being filled, and every store after that has to take the
+ * line back; DPDK's vhost also finds lines of four partly filled and takes
+ * them one descriptor at a time.
+ */
 unsigned vpacked_post_tx(struct vpacked *vq, struct vuser_buf **b, unsigned n, unsigned hdr)
 {
+	struct vring_packed_desc *first = NULL;
+	uint16_t first_flags = 0;
 	unsigned i;
+
+	prefetch_tx_lines(vq, n < vq->num_free ? n : vq->num_free);
 
 	for (i = 0; i < n; i++) {
 		struct vuser_buf *m = b[i];
@@ -150,9 +188,16 @@ unsigned vpacked_post_tx(struct vpacked *vq, struct vuser_buf **b, unsigned n, u
 			d->flags = (uint16_t)(avail_flags(vq) | (s->next ? VRING_DESC_F_NEXT : 0));
 			advance_avail(vq);
 		}
-		put_head(head, head_flags);
+		if (!first) {
+			first = head;
+			first_flags = head_flags;
+		} else {
+			head->flags = head_flags;
+		}
 		vq->num_free -= (uint16_t)nseg;
 	}
+	if (first)
+		put_head(first, first_flags);
 	return i;
 }
 

@@ -60,6 +60,12 @@ static inline unsigned vpacked_free_descs(const struct vpacked *vq)
 }
 
 unsigned vpacked_post_rx(struct vpacked *vq, struct vuser_buf **b, unsigned n, unsigned hdr);
+
+/*
+ * Post up to n frames for the device to read, one chain each, the header
+ * hdr bytes before the data. The whole burst becomes available at once,
+ * through the first head's flags, written last (see packed.c).
+ */
 unsigned vpacked_post_tx(struct vpacked *vq, struct vuser_buf **b, unsigned n, unsigned hdr);
 /* After posting: true when the device wants a kick (a full fence; see split.h). */
 bool vpacked_wants_kick(struct vpacked *vq);

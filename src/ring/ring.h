@@ -77,10 +77,10 @@ static inline void vring_addrs(const struct vring_drv *r, uint64_t *desc, uint64
 }
 
 /*
- * Before posting up to n frames for the device to read. Split rings only: a
- * packed device polls the line of the next descriptor to be made available
- * and may read the ones after it ahead (vuser's vhost does), and asking for
- * those lines measured slower into vuser's vhost (faster into DPDK's).
+ * Before posting up to n frames for the device to read, while the frames
+ * are checked: split rings only. vpacked_post_tx() asks for its lines
+ * itself, just before it writes them: asked for this early, they measured
+ * slower into vuser's vhost.
  */
 static inline void vring_prefetch_tx(const struct vring_drv *r, unsigned n)
 {
