@@ -7,6 +7,7 @@
 
 #include "base/arena.h"
 #include "base/gate.h"
+#include "base/lines.h"
 #include "base/memtable.h"
 #include "base/pool.h"
 #include "ring/packed_dev.h"
@@ -22,6 +23,8 @@ struct vhq {
 	/* The datapath runs inside the gate; the control side shuts it first. */
 	struct vgate gate;
 	struct vuser_queue_stats st;
+	/* Receive: flush the lines copied out of, or not (see base/lines.h). */
+	struct vtrial trial;
 
 	/* Control state, as the frontend set it. */
 	alignas(64) unsigned num;

@@ -126,6 +126,7 @@ static int copy_from_chain(struct vuser_vhost *v, struct vhq *r, struct walk *w,
 	 * saves a transfer from the driver's core per frame.
 	 */
 	const bool read_hdr = v->features & BIT(VIRTIO_NET_F_CSUM);
+	const bool flush = r->trial.on;
 	struct vuser_buf *seg = first, *extra = NULL;
 	uint32_t got_hdr = 0, total = 0;
 	bool too_big = false;
@@ -140,6 +141,10 @@ static int copy_from_chain(struct vuser_vhost *v, struct vhq *r, struct walk *w,
 			ret = ring_violation(r, "writable descriptor in a transmit chain");
 			break;
 		}
+		if (flush && read_hdr)
+			vlines_flush(p, len);
+		else if (flush && len > VHDR - got_hdr)
+			vlines_flush(p + (VHDR - got_hdr), len - (VHDR - got_hdr));
 		if (likely(!got_hdr && len >= VHDR)) {
 			/* The usual layout: the whole header in the first buffer. */
 			if (read_hdr)
@@ -260,6 +265,7 @@ static inline void prefetch_buf(const struct vmem *mem, uint64_t addr, bool hdr)
 static bool rx_batch(struct vhq *r, uint16_t at, struct vuser_buf *const *fresh,
 		     struct vuser_buf **out, bool read_hdr, uint64_t *bytes, uint16_t id[VD_BATCH])
 {
+	const bool flush = r->trial.on;
 	struct vdseg seg[VD_BATCH];
 
 	if (r->packed ? !vdpacked_batch(&r->pq, false, seg, id)
@@ -277,6 +283,8 @@ static bool rx_batch(struct vhq *r, uint16_t at, struct vuser_buf *const *fresh,
 		if (read_hdr)
 			vnet_from_hdr(f, seg[i].p);
 		vcopy(vuser_buf_data(f), seg[i].p + VHDR, len);
+		if (flush)
+			vlines_flush(seg[i].p + (read_hdr ? 0 : VHDR), len + (read_hdr ? VHDR : 0));
 		f->data_len = len;
 		f->pkt_len = len;
 		out[i] = f;
@@ -299,6 +307,7 @@ static int rx_packed(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b,
 	unsigned nb = 0, taken = 0;
 
 	if (!want || !vdpacked_avail(pq)) {
+		vtrial_tick(&r->trial, 0);
 		leave(r);
 		return 0;
 	}
@@ -349,6 +358,7 @@ static int rx_packed(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b,
 	if (taken < want)
 		vpool_put(&v->pool, fresh + taken, want - taken);
 	burst_done(r, (uint16_t)taken, nb, bytes, drops);
+	vtrial_tick(&r->trial, nb);
 	return (int)nb;
 }
 
@@ -382,6 +392,7 @@ int vhost_rx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 
 		__builtin_prefetch(&r->vq.avail->ring[slot]);
 		__builtin_prefetch(&r->vq.desc[slot]);
+		vtrial_tick(&r->trial, 0);
 		leave(r);
 		return 0;
 	}
@@ -459,6 +470,7 @@ int vhost_rx(struct vuser_vhost *v, struct vhq *r, struct vuser_buf **b, unsigne
 	if (taken < (unsigned)avail)
 		vpool_put(&v->pool, fresh + taken, (unsigned)avail - taken);
 	burst_done(r, (uint16_t)taken, nb, bytes, drops);
+	vtrial_tick(&r->trial, nb);
 	return (int)nb;
 
 violation_free:

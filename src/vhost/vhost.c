@@ -230,6 +230,7 @@ static void ring_reset(struct vhq *r)
 	r->addr_set = false;
 	r->started = false;
 	r->enabled = false;
+	vtrial_init(&r->trial);
 	ring_set_callfd(r, -1);
 }
 
@@ -974,6 +975,7 @@ VUSER_API int vuser_vhost_open_config(const struct vuser_vhost_config *cfg, stru
 	memset(v->rings, 0, v->nrings * sizeof(*v->rings));
 	for (unsigned i = 0; i < v->nrings; i++) {
 		v->rings[i].kickfd = v->rings[i].callfd = v->rings[i].errfd = -1;
+		vtrial_init(&v->rings[i].trial);
 		ring_set_callfd(&v->rings[i], -1);
 	}
 	err = varena_create(&v->arena, vpool_mem_size(pool_size(cfg)) + 64, "vuser-vhost");
