@@ -69,6 +69,11 @@ static void test_no_winner_is_off(void)
 	/* 2 % better is within what a host's noise does: still off. */
 	drive(&t, &clock, VTRIAL_SETTLE + 5 * VTRIAL_WINDOW, 100, 102);
 	CHECK(!t.on);
+	/* Traffic that starts during the trial (nothing in the first window) is no gain. */
+	t = fresh();
+	drive(&t, &clock, VTRIAL_WINDOW / 2, 0, 0);
+	drive(&t, &clock, 5 * VTRIAL_WINDOW, 100, 100);
+	CHECK(!t.on);
 	/* No traffic at all. */
 	t = fresh();
 	drive(&t, &clock, 5 * VTRIAL_WINDOW, 0, 0);

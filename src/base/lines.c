@@ -5,7 +5,6 @@
 #include <cpuid.h>
 #endif
 
-
 bool vlines_can_flush(void)
 {
 #if defined(__x86_64__)
@@ -50,17 +49,24 @@ void vtrial_step_at(struct vtrial *t, uint64_t tn)
 			return;
 		t->step = 1;
 		t->on = false;
-		t->rate[0] = t->rate[1] = 0;
 	} else {
 		if (dt < VTRIAL_WINDOW)
 			return;
-		t->rate[t->on] += (t->frames << 20) / dt;
+		t->rate[t->step - 1] = (t->frames << 20) / dt;
 		if (t->step < 4) {
 			t->step++;
 			t->on = !(t->step & 1);
 		} else {
+			/*
+			 * On only if each "on" window beat both "off" ones: traffic
+			 * that grows or shrinks through the trial (a sender starting
+			 * up) must not pass for a gain.
+			 */
+			const uint64_t on = t->rate[1] < t->rate[3] ? t->rate[1] : t->rate[3];
+			const uint64_t off = t->rate[0] > t->rate[2] ? t->rate[0] : t->rate[2];
+
 			t->step = 0;
-			t->on = t->rate[1] > t->rate[0] + t->rate[0] / 32;
+			t->on = on > off + off / 32;
 		}
 	}
 	t->t0 = tn;

@@ -42,9 +42,11 @@ static inline void vlines_flush(const void *p, size_t len)
 
 /*
  * Two ways of running a loop, measured against each other: four windows
- * of about 16 ms (off, on, off, on), then about a second of the one that
- * moved more frames per cycle, by at least 3 %; then again. Off when
- * neither wins (no traffic, or a sender that the flush does not help).
+ * of about 16 ms (off, on, off, on), then about a second on when each "on"
+ * window moved at least 3 % more frames per cycle than both "off" ones, else
+ * off; then again. Off when neither wins: no traffic, traffic that changed
+ * during the trial, or a sender (or a ping-pong) that the flush does not
+ * help.
  */
 #define VTRIAL_WINDOW (1ull << 25)  /* time stamp cycles: 16 ms at 2 GHz */
 #define VTRIAL_SETTLE (1ull << 31)  /* about 1 s at 2 GHz */
@@ -52,7 +54,7 @@ static inline void vlines_flush(const void *p, size_t len)
 struct vtrial {
 	uint64_t t0;        /* start of the window (time stamp counter) */
 	uint64_t frames;    /* frames in it */
-	uint64_t rate[2];   /* frames per 2^20 cycles, summed over the trial, off and on */
+	uint64_t rate[4];   /* frames per 2^20 cycles in each window of the trial */
 	uint16_t tick;
 	uint8_t step;       /* 0: settled; 1-4: the trial's windows */
 	bool on;
