@@ -141,22 +141,24 @@ static int copy_from_chain(struct vuser_vhost *v, struct vhq *r, struct walk *w,
 			ret = ring_violation(r, "writable descriptor in a transmit chain");
 			break;
 		}
-		if (flush && read_hdr)
-			vlines_flush(p, len);
-		else if (flush && len > VHDR - got_hdr)
-			vlines_flush(p + (VHDR - got_hdr), len - (VHDR - got_hdr));
 		if (likely(!got_hdr && len >= VHDR)) {
 			/* The usual layout: the whole header in the first buffer. */
-			if (read_hdr)
+			if (read_hdr) {
 				memcpy(hdr, p, VHDR);
+				if (flush)
+					vlines_flush(p, VHDR);
+			}
 			got_hdr = VHDR;
 			p += VHDR;
 			len -= VHDR;
 		} else if (got_hdr < hdr_len) {
 			uint32_t k = hdr_len - got_hdr < len ? hdr_len - got_hdr : len;
 
-			if (read_hdr)
+			if (read_hdr) {
 				memcpy(hdr + got_hdr, p, k);
+				if (flush)
+					vlines_flush(p, k);
+			}
 			got_hdr += k;
 			p += k;
 			len -= k;
@@ -191,6 +193,9 @@ static int copy_from_chain(struct vuser_vhost *v, struct vhq *r, struct walk *w,
 			}
 			k = len < room ? len : room;
 			vcopy(vuser_buf_data(seg) + seg->data_len, p, k);
+			/* Flushed once read, never before: the copy would fetch it back. */
+			if (flush)
+				vlines_flush(p, k);
 			seg->data_len += k;
 			p += k;
 			len -= k;
